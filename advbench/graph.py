@@ -1,0 +1,104 @@
+"""TensorFlow access for the engine: quiet lazy import, fresh graphs, configured sessions.
+
+TensorFlow is imported only here and only when a command needs it, so `advbench --help` and
+`advbench plugins` stay fast. Graphs are built inside `tf.Graph().as_default()`, which gives
+TF1 graph-mode semantics (placeholders, sessions, `Saver`) without calling the process-wide
+`disable_eager_execution()`: code that wants eager TF2/Keras in the same process (the Keras
+model's training) keeps working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+
+_tf: ModuleType | None = None
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to a temp file while TF's C++ runtime starts up.
+
+    TF 2.21 prints absl/oneDNN/CUDA banners from C++ before any Python logging setting applies;
+    they are noise for our users. If the import fails, the captured text is replayed.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, fd)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def tf() -> ModuleType:
+    """The `tensorflow` module, imported once, with its log noise kept out of the terminal."""
+    global _tf
+    if _tf is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with _stderr_silenced():
+            import tensorflow
+
+            tensorflow.get_logger().setLevel("ERROR")
+            # Start the runtime (and its banner) now, while stderr is still silenced.
+            tensorflow.config.list_physical_devices("CPU")
+        _tf = tensorflow
+    return _tf
+
+
+@dataclass(frozen=True)
+class Threads:
+    """Thread-pool sizes for a session; 0 lets TensorFlow choose (all cores)."""
+
+    intra: int = 0
+    inter: int = 0
+
+
+# Training runs on one thread each way: that fixes the order of every float reduction, so the
+# same seed gives bit-identical weights (measured; the batch of 10 gains nothing from threads).
+TRAINING_THREADS = Threads(1, 1)
+# Attacks use every core; results are reproducible for the same seed, batch size and machine.
+ATTACK_THREADS = Threads(0, 0)
+
+
+def session(graph, threads: Threads = ATTACK_THREADS):
+    """A `tf.compat.v1.Session` on `graph` with the given thread pools."""
+    t = tf()
+    config = t.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads.intra,
+        inter_op_parallelism_threads=threads.inter,
+    )
+    return t.compat.v1.Session(graph=graph, config=config)
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded next to every checkpoint and result."""
+    import platform
+
+    import numpy
+
+    from advbench import __version__
+
+    return {
+        "advbench": __version__,
+        "tensorflow": tf().__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }

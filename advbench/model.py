@@ -1,0 +1,72 @@
+"""What every model offers: the plugin-side `Model` and the in-graph `Network`.
+
+A `Model` is registered by a plugin; it knows its hyper-parameters, how to create its variables
+in the current graph (`build`) and how to take one training step (`train_step`). `build` returns
+a `Network`: the model applied to any input tensor. Attacks only ever see a `Network` and call
+`logits`, `probabilities`, `loss` and `loss_gradient`; how the gradient is obtained (manual
+backprop for the tutorial's MLP, `tf.gradients` elsewhere) is the network's business.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from advbench.graph import tf
+from advbench.params import Param, resolve
+
+
+class Network(ABC):
+    """A model's variables in a graph and the functions that apply it to an input batch."""
+
+    #: The variables a checkpoint saves and restores.
+    variables: list[Any]
+
+    @abstractmethod
+    def logits(self, x):
+        """Pre-activation class scores [batch, 10]; predictions are their argmax."""
+
+    def probabilities(self, x):
+        """The model's output scores [batch, 10] (softmax of the logits unless overridden)."""
+        return tf().nn.softmax(self.logits(x))
+
+    @abstractmethod
+    def loss(self, x, y_onehot):
+        """The per-example loss [batch] the model was trained with."""
+
+    def loss_gradient(self, x, y_onehot):
+        """(per-example loss, d loss / d x): each row is that image's own input gradient."""
+        t = tf()
+        loss = self.loss(x, y_onehot)
+        (grad,) = t.gradients(t.reduce_sum(loss), [x])
+        return loss, grad
+
+    def input_gradient(self, scalar_fn, x):
+        """Gradient w.r.t. `x` of `scalar_fn(self, x)` summed over the batch (any objective)."""
+        t = tf()
+        (grad,) = t.gradients(t.reduce_sum(scalar_fn(self, x)), [x])
+        return grad
+
+
+class Model(ABC):
+    """A trainable classifier of 784-pixel images into 10 classes, registered by a plugin."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: Hyper-parameters; `steps` and `batch_size` drive the engine's training loop.
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: The training seed used when none is given (checkpoints are keyed by it).
+    default_seed: ClassVar[int] = 0
+
+    def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """This model's hyper-parameters: defaults updated by `overrides`, validated."""
+        return resolve(self.name, self.params, overrides)
+
+    @abstractmethod
+    def build(self, config: Mapping[str, Any]) -> Network:
+        """Create the variables (with their initialisers) in the current default graph."""
+
+    @abstractmethod
+    def train_step(self, net: Network, x, y_onehot, config: Mapping[str, Any]):
+        """An op that applies one optimisation step on the batch (`x`, `y_onehot`)."""

@@ -1,0 +1,161 @@
+"""The plugin manager: built-ins, installed entry points and drop-in files, one mechanism.
+
+Load order: built-in modules, then packages declaring the `advbench` entry-point group, then
+`*.py` files in the plugin directory. All go through the same hooks. A plugin that fails to
+import, or whose hook raises, is recorded with the reason and skipped, so one broken plugin
+never takes the others (or `advbench plugins`) down.
+
+Environment switches:
+- ``ADVBENCH_PLUGINS_DIR``: directory of drop-in plugin files (same as ``--plugins DIR``).
+- ``ADVBENCH_PLUGINS_ALLOW``: comma-separated plugin names; only these load.
+- ``ADVBENCH_PLUGINS_BLOCK``: comma-separated plugin names that never load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from advbench import hookspecs
+from advbench.errors import PluginError
+from advbench.registry import Table
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "advbench_plugins.mlp",
+    "advbench_plugins.noise",
+    "advbench_plugins.ifgsm",
+)
+ENTRY_POINT_GROUP = "advbench"
+ENV_DIR = "ADVBENCH_PLUGINS_DIR"
+ENV_ALLOW = "ADVBENCH_PLUGINS_ALLOW"
+ENV_BLOCK = "ADVBENCH_PLUGINS_BLOCK"
+
+
+@dataclass
+class PluginInfo:
+    """What `advbench plugins` shows about one plugin."""
+
+    name: str
+    source: str  # "builtin", "entry point <dist>", or a file path
+    version: str
+    models: list[str] = field(default_factory=list)
+    attacks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Plugins:
+    """Everything loaded: the pluggy manager, the name tables and per-plugin information."""
+
+    manager: pluggy.PluginManager
+    models: Table
+    attacks: Table
+    info: dict[str, PluginInfo]
+
+    @property
+    def errors(self) -> list[PluginInfo]:
+        """Plugins that failed to import or register."""
+        return [i for i in self.info.values() if i.error]
+
+
+def _names_from_env(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None or not raw.strip():
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _short_name(module_name: str) -> str:
+    return module_name.removeprefix("advbench_plugins.")
+
+
+def _load_file(path: Path) -> types.ModuleType:
+    """Import one drop-in plugin file under a private module name."""
+    mod_name = f"advbench_dropin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(mod_name, None)
+        raise
+    return module
+
+
+def _candidates(plugins_dir: str | os.PathLike[str] | None):
+    """Yield (name, source, version, loader) for every plugin that could be loaded."""
+    from advbench import __version__
+
+    for module_name in BUILTIN_PLUGINS:
+        yield (
+            _short_name(module_name),
+            "builtin",
+            __version__,
+            lambda m=module_name: importlib.import_module(m),
+        )
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist else "?"
+        version = ep.dist.version if ep.dist else "?"
+        yield ep.name, f"entry point ({dist})", version, ep.load
+    directory = plugins_dir or os.environ.get(ENV_DIR)
+    if directory:
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise PluginError(f"plugin directory {str(folder)!r} does not exist")
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            yield path.stem, str(path), "file", lambda p=path: _load_file(p)
+
+
+def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
+    """Load every allowed plugin and collect what each registers."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    models, attacks = Table("model"), Table("attack")
+    info: dict[str, PluginInfo] = {}
+    allow, block = _names_from_env(ENV_ALLOW), _names_from_env(ENV_BLOCK)
+
+    for name, source, version, loader in _candidates(plugins_dir):
+        if (allow is not None and name not in allow) or (block and name in block):
+            continue
+        if name in info:
+            raise PluginError(f"two plugins are called {name!r}: {info[name].source} and {source}")
+        entry = info[name] = PluginInfo(name, source, version)
+        try:
+            module = loader()
+            pm.register(module, name=name)
+        except Exception as exc:  # isolation: report and go on
+            entry.error = f"failed to load: {type(exc).__name__}: {exc}"
+            continue
+        for hook, table, names in (
+            (pm.hook.register_models, models, entry.models),
+            (pm.hook.register_attacks, attacks, entry.attacks),
+        ):
+            for impl in hook.get_hookimpls():
+                if impl.plugin_name != name:
+                    continue
+
+                def register(obj, _table=table, _names=names, _plugin=name) -> None:
+                    _table.add(obj, _plugin)
+                    _names.append(obj.name)
+
+                try:
+                    impl.function(**{a: register for a in impl.argnames})
+                except PluginError:
+                    raise
+                except Exception as exc:
+                    entry.error = f"hook {hook.name} raised {type(exc).__name__}: {exc}"
+    pm.check_pending()
+    return Plugins(pm, models, attacks, info)

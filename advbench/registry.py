@@ -1,0 +1,63 @@
+"""Names → models and attacks, with provenance, duplicate detection and helpful misses."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from advbench.errors import PluginError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Entry(Generic[T]):
+    """A registered object and the plugin that registered it."""
+
+    name: str
+    obj: T
+    plugin: str
+
+
+@dataclass
+class Table(Generic[T]):
+    """One namespace (models or attacks): unique names, each traced to its plugin."""
+
+    kind: str
+    entries: dict[str, Entry[T]] = field(default_factory=dict)
+
+    def add(self, obj: T, plugin: str) -> None:
+        """Register `obj` under its `name`; a second registration of a name is an error."""
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r} registered a {self.kind} without a name")
+        if name in self.entries:
+            first = self.entries[name].plugin
+            raise PluginError(
+                f"{self.kind} {name!r} is registered by both plugin {first!r} and plugin {plugin!r}"
+            )
+        self.entries[name] = Entry(name, obj, plugin)
+
+    def get(self, name: str) -> T:
+        """The object called `name`, or a one-line error listing near misses."""
+        if name in self.entries:
+            return self.entries[name].obj
+        close = difflib.get_close_matches(name, self.entries, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(sorted(self.entries)) or "none"
+        raise PluginError(f"unknown {self.kind} {name!r} (known: {known}){hint}")
+
+    def names(self) -> list[str]:
+        """Registered names in registration order."""
+        return list(self.entries)
+
+    def select(self, wanted: list[str] | None) -> list[T]:
+        """All objects when `wanted` is None, else the named ones in the given order."""
+        if wanted is None:
+            return [e.obj for e in self.entries.values()]
+        seen: list[str] = []
+        for name in wanted:
+            if name not in seen:
+                seen.append(name)
+        return [self.get(name) for name in seen]

@@ -1,0 +1,189 @@
+"""Checkpoints: train on a miss, save atomically with a record, restore by configuration + seed.
+
+A checkpoint lives in a directory named `<model>-s<seed>-<key>`, where `key` hashes the model
+name, its full configuration, the seed and the data checksum. Two places are searched: the
+checkpoints shipped inside the package (`advbench/checkpoints/`, produced by `advbench train
+--ship`) and the user cache (`$ADVBENCH_HOME/checkpoints`, default `~/.cache/advbench`).
+
+A directory is written under a temporary name and renamed into place only after the Saver files
+and `record.json` are complete, so a killed training never leaves a checkpoint that looks whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advbench import data as mnist
+from advbench.errors import AdvbenchError
+from advbench.graph import TRAINING_THREADS, session, tf, versions
+from advbench.model import Model, Network
+
+ENV_HOME = "ADVBENCH_HOME"
+SHIPPED = Path(__file__).parent / "checkpoints"
+EVAL_EVERY = 1000  # steps between progress evaluations, as the tutorial prints them
+
+
+def cache_root() -> Path:
+    """Where trained checkpoints are cached for this user."""
+    home = os.environ.get(ENV_HOME)
+    base = Path(home) if home else Path.home() / ".cache" / "advbench"
+    return base / "checkpoints"
+
+
+def checkpoint_name(model: Model, config: Mapping[str, Any], seed: int) -> str:
+    """Directory name identifying this model configuration, seed and data."""
+    ident = {"model": model.name, "config": dict(config), "seed": seed, "data": mnist.checksum()}
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{model.name}-s{seed}-{key}"
+
+
+def find(model: Model, config: Mapping[str, Any], seed: int) -> Path | None:
+    """The complete checkpoint directory for this configuration, if one exists."""
+    name = checkpoint_name(model, config, seed)
+    for root in (SHIPPED, cache_root()):
+        folder = root / name
+        if (folder / "record.json").is_file():
+            return folder
+    return None
+
+
+@dataclass
+class Loaded:
+    """A model restored into a fresh graph and session, ready for evaluation or attack."""
+
+    graph: Any
+    session: Any
+    network: Network
+    record: dict[str, Any]
+    folder: Path
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _evaluate(sess, x_ph, predictions, images: np.ndarray, labels: np.ndarray) -> float:
+    pred = sess.run(predictions, {x_ph: images})
+    return float(np.mean(pred == labels))
+
+
+def train(
+    model: Model,
+    config: Mapping[str, Any],
+    seed: int,
+    data_dir: str | None = None,
+    root: Path | None = None,
+    on_progress: Callable[[int, int, float | None], None] | None = None,
+) -> Path:
+    """Train `model` from scratch with `seed`, save it under `root`, return its directory.
+
+    Batches come from a seeded `next_batch`; graph ops are seeded by the graph-level seed;
+    the session runs single-threaded, so the same seed gives bit-identical weights.
+    `on_progress(step, total, accuracy_or_None)` is called after each step; every 1,000 steps
+    (and at the end) with the accuracy on the first 1,000 test images, like the tutorial prints.
+    """
+    t = tf()
+    root = root or cache_root()
+    data = mnist.read_data_sets(data_dir, one_hot=True, seed=seed)
+    steps, batch_size = int(config["steps"]), int(config["batch_size"])
+    graph = t.Graph()
+    with graph.as_default():
+        t.compat.v1.set_random_seed(seed)
+        x = t.compat.v1.placeholder(t.float32, [None, 784], name="x")
+        y = t.compat.v1.placeholder(t.float32, [None, 10], name="y")
+        net = model.build(config)
+        step_op = model.train_step(net, x, y, config)
+        predictions = t.argmax(net.logits(x), 1)
+        saver = t.compat.v1.train.Saver(var_list=net.variables, max_to_keep=None)
+        init = t.compat.v1.global_variables_initializer()
+    test = data.test
+    first_x, first_y = test.images[:1000], test.labels_int[:1000]
+    history: list[list[float]] = []
+    started = time.perf_counter()
+    with session(graph, TRAINING_THREADS) as sess:
+        sess.run(init)
+        for i in range(steps):
+            images, classes = data.train.next_batch(batch_size)
+            sess.run(step_op, {x: images, y: classes})
+            acc = None
+            if (i + 1) % EVAL_EVERY == 0 or i + 1 == steps:
+                acc = _evaluate(sess, x, predictions, first_x, first_y)
+                history.append([i + 1, acc])
+            if on_progress:
+                on_progress(i + 1, steps, acc)
+        seconds = time.perf_counter() - started
+        accuracy = _evaluate(sess, x, predictions, test.images, test.labels_int)
+        record = {
+            "model": model.name,
+            "config": dict(config),
+            "seed": seed,
+            "steps": steps,
+            "test_accuracy": accuracy,
+            "test_accuracy_first_1000": _evaluate(sess, x, predictions, first_x, first_y),
+            "history_first_1000": history,
+            "train_seconds": round(seconds, 3),
+            "data_checksum": mnist.checksum(),
+            "versions": versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        with graph.as_default():
+            name = checkpoint_name(model, config, seed)
+            return _save_atomically(saver, sess, root, name, record)
+
+
+def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    tmp = root / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        saver.save(sess, str(tmp / "model.ckpt"), write_state=False)
+        (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
+    """Build `model` in a fresh graph and load the weights saved in `folder`."""
+    t = tf()
+    record = json.loads((folder / "record.json").read_text())
+    graph = t.Graph()
+    with graph.as_default():
+        net = model.build(config)
+        saver = t.compat.v1.train.Saver(var_list=net.variables)
+    sess = session(graph)
+    try:
+        with graph.as_default():
+            saver.restore(sess, str(folder / "model.ckpt"))
+    except Exception as exc:
+        sess.close()
+        raise AdvbenchError(f"checkpoint {folder} could not be restored: {exc}") from None
+    return Loaded(graph, sess, net, record, folder)
+
+
+def load(
+    model: Model,
+    config: Mapping[str, Any],
+    seed: int,
+    data_dir: str | None = None,
+    on_train: Callable[[int, int, float | None], None] | None = None,
+) -> Loaded:
+    """The model restored from its checkpoint, training (and caching) it first on a miss."""
+    folder = find(model, config, seed)
+    if folder is None:
+        folder = train(model, config, seed, data_dir, on_progress=on_train)
+    return restore(model, config, folder)
