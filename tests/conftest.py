@@ -1,0 +1,49 @@
+"""Shared fixtures: an isolated checkpoint cache and the shipped `mlp` restored once."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Tests never touch the user's cache: trained checkpoints go to a throw-away directory.
+os.environ["ADVBENCH_HOME"] = tempfile.mkdtemp(prefix="advbench-test-home-")
+os.environ.pop("ADVBENCH_MNIST_DIR", None)
+for var in ("ADVBENCH_PLUGINS_DIR", "ADVBENCH_PLUGINS_ALLOW", "ADVBENCH_PLUGINS_BLOCK"):
+    os.environ.pop(var, None)
+
+from advbench import data, plugins, zoo  # noqa: E402
+
+SHIPPED_MNIST = Path(data.__file__).parent / "mnist"
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return plugins.load()
+
+
+@pytest.fixture(scope="session")
+def test_set():
+    return data.read_test_set()
+
+
+@pytest.fixture(scope="session")
+def mlp_loaded(registry):
+    """The default `mlp` from its shipped checkpoint (never trains)."""
+    model = registry.models.get("mlp")
+    config = model.config()
+    folder = zoo.find(model, config, model.default_seed)
+    assert folder is not None and zoo.SHIPPED in folder.parents, "shipped mlp checkpoint missing"
+    loaded = zoo.restore(model, config, folder)
+    yield loaded
+    loaded.close()
+
+
+@pytest.fixture(scope="session")
+def sample(test_set):
+    """A fixed slice of test images: (images, labels, indices)."""
+    n = 300
+    return test_set.images[:n], test_set.labels_int[:n], np.arange(n, dtype=np.int64)

@@ -1,0 +1,147 @@
+"""The command line as a user runs it: end to end on a slice, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from advbench import data
+from advbench.cli import main
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "advbench", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def test_end_to_end_run_on_a_slice(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli(
+        "run",
+        "--models",
+        "mlp",
+        "--attacks",
+        "noise,ifgsm",
+        "--limit",
+        "60",
+        "--set",
+        "noise.iterations=50",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no TensorFlow noise, no progress bars off a terminal
+    assert "| mlp" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["models"][0]["name"] == "mlp" and results["models"][0]["n"] == 60
+    cells = {c["attack"]: c for c in results["cells"]}
+    assert set(cells) == {"noise", "ifgsm"}
+    keys = {
+        "model",
+        "attack",
+        "params",
+        "n",
+        "clean_accuracy",
+        "adversarial_accuracy",
+        "flip_rate",
+        "iterations_to_flip",
+        "mean_l2",
+        "mean_linf",
+        "seconds",
+        "images_per_second",
+    }
+    for cell in cells.values():
+        assert keys <= set(cell)
+        assert set(cell["iterations_to_flip"]) == {"mean", "median", "p90", "max"}
+    assert cells["noise"]["params"]["iterations"] == 50
+    with (out / "records.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 120
+    # every number in the report traces to the per-image records
+    ifgsm = [r for r in rows if r["attack"] == "ifgsm"]
+    attacked = [r for r in ifgsm if r["label"] == r["clean_pred"]]
+    flipped = [r for r in attacked if r["flipped"] == "True"]
+    assert cells["ifgsm"]["flip_rate"] == pytest.approx(len(flipped) / len(attacked), abs=1e-6)
+    its = sorted(int(r["iterations"]) for r in flipped)
+    assert cells["ifgsm"]["iterations_to_flip"]["max"] == its[-1]
+    assert (out / "report.md").read_text().count("| mlp") == 3
+    assert (out / "mlp-ifgsm.png").stat().st_size > 1000
+
+
+def test_image_3_as_in_the_tutorial(tmp_path):
+    """Section 6.2/6.4 on test image 3: noise leaves it a 0, ifgsm flips it."""
+    out = tmp_path / "r"
+    assert main(["run", "--limit", "4", "--out", str(out), "--no-figures"]) == 0
+    with (out / "records.csv").open() as fh:
+        rows = {(r["attack"], r["index"]): r for r in csv.DictReader(fh)}
+    noise, ifgsm = rows[("noise", "3")], rows[("ifgsm", "3")]
+    assert noise["label"] == noise["clean_pred"] == noise["adv_pred"] == "0"
+    assert ifgsm["flipped"] == "True" and ifgsm["adv_pred"] != "0"
+    assert int(ifgsm["iterations"]) == 102  # default mlp checkpoint (tutorial's weights: 85)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--models", "mpl"], "unknown model 'mpl'"),
+        (["run", "--attacks", "fgsm,ifgsm"], "unknown attack 'fgsm'"),
+        (["run", "--set", "ifgsm.step=-1"], "invalid value -1.0 for ifgsm.step: must be > 0.0"),
+        (["run", "--set", "ifgsm.step=abc"], "invalid value 'abc' for ifgsm.step"),
+        (["run", "--set", "ifgsm.steps=3"], "unknown parameter ifgsm.steps"),
+        (["run", "--set", "pgd.eps=3"], "'pgd' is not a selected model or attack"),
+        (["run", "--set", "noisy"], "expected NAME.PARAM=VALUE"),
+        (["run", "--limit", "0"], "--limit: must be >= 1"),
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "--plugins", "/nonexistent/dir"], "plugin directory '/nonexistent/dir'"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_corrupted_data_directory_is_one_line(tmp_path):
+    for f in data.default_dir().glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    proc = _cli("run", "--limit", "5", "--mnist-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(
+        "corrupted or truncated gzip file (Not a gzipped file (b'no'))"
+    )
+    assert "t10k-labels-idx1-ubyte.gz" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_plugins_and_describe_answer_without_tensorflow():
+    proc = _cli("plugins")
+    assert proc.returncode == 0
+    assert "mlp" in proc.stdout and "ifgsm" in proc.stdout and "builtin" in proc.stdout
+    code = (
+        "import sys, advbench.cli as c; c.main(['describe', 'noise']); "
+        "print('tensorflow' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().endswith("False")
+    assert "step" in proc.stdout and "0.01" in proc.stdout
+
+
+def test_eval_prints_and_writes_json(tmp_path):
+    path = tmp_path / "eval.json"
+    assert main(["eval", "mlp", "--limit", "1000", "--json", str(path)]) == 0
+    got = json.loads(path.read_text())["models"][0]
+    assert got["name"] == "mlp" and got["n"] == 1000
+    assert got["clean_accuracy"] == pytest.approx(0.87)

@@ -1,0 +1,182 @@
+"""The tutorial's MLP: manual gradients, training determinism, checkpoints, accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from advbench import zoo
+from advbench.graph import tf
+
+
+def test_manual_input_gradient_equals_tf_gradients(mlp_loaded, sample):
+    t = tf()
+    images, labels, _ = sample
+    net = mlp_loaded.network
+    with mlp_loaded.graph.as_default():
+        x = t.compat.v1.placeholder(t.float32, [None, 784])
+        y = t.compat.v1.placeholder(t.float32, [None, 10])
+        _, manual = net.loss_gradient(x, y)
+        (auto,) = t.gradients(t.reduce_sum(net.loss(x, y)), [x])
+    onehot = np.eye(10, dtype=np.float32)[labels[:100]]
+    m, a = mlp_loaded.session.run([manual, auto], {x: images[:100], y: onehot})
+    rel = np.linalg.norm(m - a) / np.linalg.norm(a)
+    assert rel < 1e-4
+    assert np.linalg.norm(a) > 0
+
+
+def test_manual_gradient_matches_finite_differences(mlp_loaded, sample):
+    t = tf()
+    images, labels, _ = sample
+    net = mlp_loaded.network
+    with mlp_loaded.graph.as_default():
+        x = t.compat.v1.placeholder(t.float64, [1, 784])
+        y = t.compat.v1.placeholder(t.float32, [1, 10])
+        x32 = t.cast(x, t.float32)
+        loss, grad = net.loss_gradient(x32, y)
+    image = images[7:8].astype(np.float64)
+    onehot = np.eye(10, dtype=np.float32)[labels[7:8]]
+    g = mlp_loaded.session.run(grad, {x: image, y: onehot})[0]
+    pixels = np.argsort(-np.abs(g))[:5]
+    h = 1e-2
+    for p in pixels:
+        up, down = image.copy(), image.copy()
+        up[0, p] += h
+        down[0, p] -= h
+        fd = (
+            mlp_loaded.session.run(loss, {x: up, y: onehot})[0]
+            - mlp_loaded.session.run(loss, {x: down, y: onehot})[0]
+        ) / (2 * h)
+        assert fd == pytest.approx(g[p], rel=0.05, abs=1e-5)
+
+
+def test_shipped_checkpoint_reaches_the_tutorial_accuracy(mlp_loaded, test_set):
+    from advbench import runner
+
+    record = mlp_loaded.record
+    pred = runner.predict(mlp_loaded, test_set.images)
+    correct = pred == test_set.labels_int
+    # restoring reproduces exactly what was measured right after training
+    assert float(correct.mean()) == record["test_accuracy"]
+    assert float(correct[:1000].mean()) == record["test_accuracy_first_1000"]
+    assert record["test_accuracy_first_1000"] >= 0.85
+    assert record["config"] == {"hidden": 128, "eta": 0.5, "batch_size": 10, "steps": 20000}
+
+
+def _weights(folder):
+    reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
+    return {name: reader.get_tensor(name) for name in ("w_1", "b_1", "w_2", "b_2")}
+
+
+def test_training_is_deterministic_and_restores_exactly(registry, tmp_path):
+    model = registry.models.get("mlp")
+    config = model.config({"steps": "1500"})
+    a = zoo.train(model, config, seed=5, root=tmp_path / "a")
+    b = zoo.train(model, config, seed=5, root=tmp_path / "b")
+    c = zoo.train(model, config, seed=6, root=tmp_path / "c")
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name])
+    assert not np.array_equal(wa["w_1"], wc["w_1"])
+    record = json.loads((a / "record.json").read_text())
+    # it learns: well above chance after 1,500 steps
+    assert record["test_accuracy"] > 0.4
+    from advbench import runner
+
+    loaded = zoo.restore(model, config, a)
+    try:
+        from advbench import data
+
+        test = data.read_test_set()
+        acc = float((runner.predict(loaded, test.images) == test.labels_int).mean())
+    finally:
+        loaded.close()
+    assert acc == record["test_accuracy"]
+    assert not list((tmp_path / "a").glob(".*tmp*")), "temporary directory left behind"
+
+
+def _numpy_sgd_step(w1, b1, w2, b2, x, y, eta):
+    """The tutorial's update, computed in float64 from the pre-step values."""
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    z1 = x @ w1 + b1
+    a1 = sig(z1)
+    z2 = a1 @ w2 + b2
+    a2 = sig(z2)
+    d2 = (a2 - y) * sig(z2) * (1 - sig(z2))
+    d1 = (d2 @ w2.T) * sig(z1) * (1 - sig(z1))
+    return (
+        w1 - eta * x.T @ d1,
+        b1 - eta * d1.mean(axis=0),
+        w2 - eta * a1.T @ d2,
+        b2 - eta * d2.mean(axis=0),
+    )
+
+
+def test_training_step_is_sgd_from_the_pre_step_values(registry):
+    """All four updates use gradients of the old weights (no read/write race), many times over."""
+    from advbench.graph import ATTACK_THREADS, session
+
+    t = tf()
+    model = registry.models.get("mlp")
+    config = model.config()
+    graph = t.Graph()
+    with graph.as_default():
+        t.compat.v1.set_random_seed(1)
+        x = t.compat.v1.placeholder(t.float32, [None, 784])
+        y = t.compat.v1.placeholder(t.float32, [None, 10])
+        net = model.build(config)
+        op = model.train_step(net, x, y, config)
+        init = t.compat.v1.global_variables_initializer()
+    from advbench import data
+
+    sets = data.read_data_sets(one_hot=True, seed=0)
+    with session(graph, ATTACK_THREADS) as sess:  # default (multi-threaded) pools
+        sess.run(init)
+        for _ in range(30):
+            images, labels = sets.train.next_batch(10)
+            before = [v.astype(np.float64) for v in sess.run(net.variables)]
+            sess.run(op, {x: images, y: labels})
+            after = sess.run(net.variables)
+            expected = _numpy_sgd_step(*before, images.astype(np.float64), labels, 0.5)
+            for got, want in zip(after, expected, strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _ancestors(op) -> set:
+    seen, stack = set(), [op]
+    while stack:
+        o = stack.pop()
+        for parent in [i.op for i in o.inputs] + list(o.control_inputs):
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
+
+
+def test_every_read_of_a_variable_happens_before_its_assign(registry):
+    """Structural proof that the tutorial's read/write race is gone.
+
+    For each variable V, every `ReadVariableOp` of V in the step (the ones feeding the
+    gradients included) must be an ancestor of V's `AssignVariableOp`; in the tutorial's
+    graph the read of w_2 feeding delta_1 is not, so thread scheduling decides its value.
+    """
+    t = tf()
+    model = registry.models.get("mlp")
+    graph = t.Graph()
+    with graph.as_default():
+        x = t.compat.v1.placeholder(t.float32, [None, 784])
+        y = t.compat.v1.placeholder(t.float32, [None, 10])
+        net = model.build(model.config())
+        step = model.train_step(net, x, y, model.config())
+    in_step = _ancestors(step)
+    assigns = [o for o in in_step if o.type == "AssignVariableOp"]
+    assert len(assigns) == 4
+    for assign in assigns:
+        handle = assign.inputs[0].op
+        reads = [o for o in in_step if o.type == "ReadVariableOp" and o.inputs[0].op is handle]
+        assert reads, f"no read of {handle.name}"
+        before = _ancestors(assign)
+        for read in reads:
+            assert read in before, f"{read.name} may run after {assign.name}"
