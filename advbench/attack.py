@@ -1,75 +1,127 @@
-"""What every attack offers: validated parameters and one batched, in-graph step.
+"""What every attack offers: validated parameters and a batched, in-graph construction.
 
-The engine's driver (`advbench.runner`) owns the loop: it keeps only the images that have not
-flipped yet, stops each image at its first flip, and records iterations-to-flip. An attack
-writes only its step, as a pure function of tensors, so it runs batched inside a
-`tf.while_loop` and equally in the per-image reference loop used by the tests.
+Most attacks write only `step` (and optionally `initial`, extra per-image `state`, and a
+`success` criterion); the engine's early-stopping driver (`advbench.driver`) owns the loop: it
+keeps only the images that have not succeeded yet, stops each at its first success and records
+iterations-to-flip. An attack whose structure does not fit a step loop (C&W's binary search)
+overrides `build` and returns the same outputs. Either way everything runs batched in one graph.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
-
-import numpy as np
 
 from advbench.errors import ParamError
 from advbench.graph import tf
 from advbench.model import Network
-from advbench.params import Param, resolve
+from advbench.params import Param
 
 CLIP_PARAMS: tuple[Param, ...] = (
     Param("clip_min", 0.0, "lowest valid pixel value"),
     Param("clip_max", 1.0, "highest valid pixel value"),
 )
+SEED_PARAM = Param("seed", -1, "random seed; -1 uses the run's --seed", int, minimum=-1)
+TARGET_CHOICES = ("none", "all", *map(str, range(10)))
+
+
+def target_param(default: str = "none", allow_none: bool = True) -> Param:
+    """The `target` parameter: "none" (untargeted), "all" (every other class) or a digit."""
+    choices = TARGET_CHOICES if allow_none else TARGET_CHOICES[1:]
+    return Param(
+        "target", default, "none (untargeted), all (every other class) or a class 0-9", str,
+        choices=choices,
+    )  # fmt: skip
 
 
 @dataclass
 class StepInputs:
-    """The tensors one attack step sees; all batch tensors hold only the still-active images."""
+    """The tensors one attack step sees; batch tensors hold only the still-active images."""
 
     x: Any  # current adversarial images, float32 [k, 784]
     x0: Any  # the original images, float32 [k, 784]
     labels: Any  # true labels, int64 [k]
+    targets: Any  # target classes, int64 [k] (equal to labels for untargeted attacks)
     index: Any  # each image's index in the test set, int64 [k] (keys per-image randomness)
-    iteration: Any  # 0-based step number, int32 scalar
+    iteration: Any  # 0-based step number, int32 scalar (-1 while building the start point)
     seed: int  # the seed of this attack run
+    state: tuple[Any, ...] = field(default_factory=tuple)  # the attack's own per-image state
 
     @property
     def onehot(self):
         """The true labels as float32 one-hot rows."""
         return tf().one_hot(self.labels, 10, dtype=tf().float32)
 
+    @property
+    def target_onehot(self):
+        """The target classes as float32 one-hot rows."""
+        return tf().one_hot(self.targets, 10, dtype=tf().float32)
 
-class Attack(ABC):
-    """An iterative evasion attack: at most `iterations` steps, each image stops at its flip."""
+
+@dataclass
+class BatchInputs:
+    """Placeholders of one attack graph: a batch of rows to attack."""
+
+    x: Any  # float32 [n, 784]
+    labels: Any  # int64 [n]
+    targets: Any  # int64 [n]
+    index: Any  # int64 [n]
+    seed: int
+
+
+@dataclass
+class BatchOutputs:
+    """What an attack graph returns per row."""
+
+    final_x: Any  # float32 [n, 784] the adversarial images
+    done_at: Any  # int32 [n] steps applied at success; 0 = never succeeded
+    pred: Any  # int64 [n] prediction on final_x
+
+
+class Attack:
+    """An evasion attack on a batch of images: a step loop, unless `build` is overridden."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
+    #: Attacks that ignore the test image's content (fooling images from noise) attack every row.
+    attacks_misclassified: ClassVar[bool] = False
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """This attack's parameters: defaults updated by `overrides`, validated together."""
+        from advbench.params import resolve
+
         values = resolve(self.name, self.params, overrides)
-        if (
-            "clip_min" in values
-            and "clip_max" in values
-            and values["clip_min"] >= values["clip_max"]
-        ):
+        if "clip_min" in values and values["clip_min"] >= values["clip_max"]:
             raise ParamError(
                 f"invalid clip range for {self.name}: clip_min {values['clip_min']} "
                 f">= clip_max {values['clip_max']}"
             )
+        self.check(values)
         return values
+
+    def is_targeted(self, params: Mapping[str, Any]) -> bool:
+        """Does this run aim at target classes (the `target` parameter is not "none")?"""
+        return params.get("target", "none") != "none"
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Cross-parameter validation beyond each parameter's own range (raise ParamError)."""
 
     def iterations(self, params: Mapping[str, Any]) -> int:
         """The most steps any image gets."""
         return int(params["iterations"])
 
     def linf_budget(self, params: Mapping[str, Any]) -> float | None:
-        """The largest L∞ distance from the original the attack may reach, if it is bounded."""
+        """The largest L∞ distance from the original the attack may reach, if bounded."""
+        return None
+
+    def l2_budget(self, params: Mapping[str, Any]) -> float | None:
+        """The largest L2 distance from the original the attack may reach, if bounded."""
+        return None
+
+    def budget(self, params: Mapping[str, Any]) -> tuple[str, float] | None:
+        """The ("linf" | "l2", eps) this attack's results are reported at, if budgeted."""
         return None
 
     def seed(self, params: Mapping[str, Any], run_seed: int) -> int:
@@ -77,38 +129,40 @@ class Attack(ABC):
         own = params.get("seed", -1)
         return run_seed if own is None or own < 0 else int(own)
 
-    @abstractmethod
+    def initial(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
+        """The starting images (default: the originals)."""
+        return s.x0
+
+    def initial_state(self, net: Network, s: StepInputs, params: Mapping[str, Any]) -> tuple:
+        """Extra per-image tensors carried from step to step (leading dimension k)."""
+        return ()
+
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
-        """The next adversarial images [k, 784] from the current ones."""
+        """The next adversarial images [k, 784] from the current ones (`s.x`)."""
+        raise NotImplementedError(f"attack {self.name} must implement step or build")
+
+    def step_with_state(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
+        """(next images, next state); stateless attacks only write `step`."""
+        return self.step(net, s, params), s.state
+
+    def max_images(self, params: Mapping[str, Any]) -> int | None:
+        """Attack only the first N images of the run (None: all of them)."""
+        return None
+
+    def success(self, net: Network, logits, s: StepInputs, params: Mapping[str, Any]):
+        """bool [k]: has each image reached the attack's goal? `logits` are of `s.x`."""
+        pred = tf().argmax(logits, 1)
+        if self.is_targeted(params):
+            return tf().equal(pred, s.targets)
+        return tf().not_equal(pred, s.labels)
+
+    def build(self, net: Network, b: BatchInputs, params: Mapping[str, Any]) -> BatchOutputs:
+        """The whole attack on a batch as graph ops (default: the early-stopping driver)."""
+        from advbench.driver import early_stopping_loop
+
+        return early_stopping_loop(self, net, b, params)
 
 
 def clip(x, params: Mapping[str, Any]):
     """Keep pixels inside the attack's valid range."""
     return tf().clip_by_value(x, params["clip_min"], params["clip_max"])
-
-
-def random_signs(seed: int, index, iteration, width: int = 784):
-    """±1.0 [k, width]: a fair coin per (seed, image index, iteration, pixel).
-
-    A counter-based hash (murmur3's 32-bit finaliser) instead of a stateful random op, so an
-    image's noise depends only on its own index: the same with any batch size, `--limit` or
-    order, and identical in the batched driver and the per-image reference loop.
-    """
-    t = tf()
-    u32 = t.uint32
-
-    def fmix(h):
-        h = t.bitwise.bitwise_xor(h, t.bitwise.right_shift(h, t.constant(16, u32)))
-        h = h * t.constant(0x85EBCA6B, u32)
-        h = t.bitwise.bitwise_xor(h, t.bitwise.right_shift(h, t.constant(13, u32)))
-        h = h * t.constant(0xC2B2AE35, u32)
-        return t.bitwise.bitwise_xor(h, t.bitwise.right_shift(h, t.constant(16, u32)))
-
-    key = fmix(t.constant(seed & 0xFFFFFFFF, u32) + t.constant(0x9E3779B9, u32))
-    key = fmix(t.bitwise.bitwise_xor(key, t.cast(iteration, u32) * t.constant(0x27D4EB2F, u32)))
-    low = t.cast(t.bitwise.bitwise_and(index, 0xFFFFFFFF), u32)
-    rows = fmix(t.bitwise.bitwise_xor(key, fmix(low + t.constant(0x165667B1, u32))))
-    pixels = t.constant((np.arange(width, dtype=np.uint64) * 0x9E3779B9) % 2**32, u32)
-    h = fmix(rows[:, None] + pixels[None, :])
-    bits = t.cast(t.bitwise.right_shift(h, t.constant(31, u32)), t.float32)
-    return 1.0 - 2.0 * bits

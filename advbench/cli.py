@@ -332,7 +332,7 @@ def _default_out() -> Path:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from advbench import data, figures, graph, metrics, progress, report, runner
+    from advbench import benchmark, data, figures, graph, progress, report, runner
 
     plugins = _load_plugins(args)
     models = plugins.models.select(args.models)
@@ -340,12 +340,11 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not models or not attacks:
         raise AdvbenchError("nothing to run: no models or no attacks are registered")
     sets = parse_sets(args.set, {m.name for m in models} | {a.name for a in attacks})
-    model_configs = {m.name: m.config(sets.get(m.name)) for m in models}
-    attack_params = {a.name: a.config(sets.get(a.name)) for a in attacks}
-    test = data.read_test_set(args.mnist_dir)
-    n = min(args.limit or test.num_examples, test.num_examples)
-    images, labels = test.images[:n], test.labels_int[:n]
-    indices = np.arange(n, dtype=np.int64)
+    plan = benchmark.plan(
+        models, attacks, sets, args.seed, args.model_seed, args.limit,
+        args.batch_size or runner.DEFAULT_BATCH, args.mnist_dir,
+    )  # fmt: skip
+    data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
     out = args.out or _default_out()
     out.mkdir(parents=True, exist_ok=True)
     (out / "records.csv").unlink(missing_ok=True)
@@ -353,7 +352,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "run": {
             "command": "advbench " + shlex.join(argv),
             "seed": args.seed,
-            "n": n,
+            "n": None,
             "data_checksum": data.checksum(),
             "versions": graph.versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -362,57 +361,30 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "cells": [],
     }
     pictures: list[str] = []
-    batch = args.batch_size or runner.DEFAULT_BATCH
+
+    def on_model(info: dict[str, Any]) -> None:
+        results["models"].append(info)
+        results["run"]["n"] = info["n"]
+
+    def on_cell(cell: benchmark.CellResult, images: np.ndarray) -> None:
+        label = cell.spec.label
+        entry = {"model": cell.model, "attack": cell.spec.attack.name, "label": label,
+                 "params": cell.spec.params, **cell.summary}  # fmt: skip
+        budget = cell.spec.attack.budget(cell.spec.params)
+        if budget:
+            entry["budget"] = {"norm": budget[0], "eps": budget[1]}
+        results["cells"].append(entry)
+        report.append_records(out, cell.model, label, cell.records.rows())
+        if not args.no_figures:
+            name = f"{cell.model}-{len(results['cells']):02d}-{cell.spec.attack.name}.png"
+            if figures.adversarial_grid(
+                cell.records, images, out / name, f"{cell.model} × {label}"
+            ):
+                pictures.append(name)
+        report.write_json(out, results)
+
     with progress.bars(args.progress) as bars:
-        for model in models:
-            seed = _model_seed(model, args.model_seed)
-            loaded = _load_model(model, model_configs[model.name], seed, args, bars)
-            try:
-                clean = runner.predict(loaded, images)
-                clean_acc = float(np.mean(clean == labels))
-                results["models"].append(
-                    {
-                        "name": model.name,
-                        "clean_accuracy": round(clean_acc, 6),
-                        "n": n,
-                        "seed": seed,
-                        "config": model_configs[model.name],
-                        "checkpoint": str(loaded.folder),
-                    }
-                )
-                for attack in attacks:
-                    params = attack_params[attack.name]
-                    task = bars.add_task(f"{model.name} × {attack.name}", total=n, note="")
-                    records, seconds = runner.run_attack(
-                        loaded,
-                        attack,
-                        params,
-                        attack.seed(params, args.seed),
-                        images,
-                        labels,
-                        indices,
-                        clean,
-                        batch,
-                        on_batch=lambda k, t=task: bars.advance(t, k),
-                    )
-                    bars.remove_task(task)
-                    cell = {
-                        "model": model.name,
-                        "attack": attack.name,
-                        "params": params,
-                        **metrics.summarize(records, seconds),
-                    }
-                    results["cells"].append(cell)
-                    report.append_records(out, model.name, attack.name, records.rows())
-                    if not args.no_figures:
-                        name = f"{model.name}-{attack.name}.png"
-                        if figures.adversarial_grid(
-                            records, images, out / name, f"{model.name} × {attack.name}"
-                        ):
-                            pictures.append(name)
-                    report.write_json(out, results)
-            finally:
-                loaded.close()
+        benchmark.execute(plan, on_model, on_cell, bars=bars)
     results["run"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     report.write_json(out, results)
     report.write_markdown(out, results, pictures)

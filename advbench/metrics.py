@@ -1,4 +1,4 @@
-"""Summary numbers of a cell, each computed from its per-image records."""
+"""Summary numbers of a cell, each computed from its per-row records."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _round(value: float, digits: int = 6) -> float:
 
 
 def iteration_stats(records: Records) -> dict[str, float | None]:
-    """Mean, median, p90 and max of iterations-to-flip over the flipped images."""
+    """Mean, median, p90 and max of iterations-to-flip over the flipped rows."""
     its = records.iterations[records.flipped]
     if len(its) == 0:
         return {"mean": None, "median": None, "p90": None, "max": None}
@@ -26,27 +26,43 @@ def iteration_stats(records: Records) -> dict[str, float | None]:
     }
 
 
-def clean_accuracy(records: Records) -> float:
-    """Share of images the model gets right before any attack."""
-    return _round(np.mean(records.clean_pred == records.label)) if len(records.label) else 0.0
+def _mean_or_none(values: np.ndarray, digits: int = 6) -> float | None:
+    return _round(np.mean(values), digits) if len(values) else None
 
 
-def summarize(records: Records, seconds: float) -> dict[str, Any]:
-    """The cell's metrics, as they appear in results.json and the report table."""
-    n = len(records.index)
-    attacked = records.attacked
-    flipped = records.flipped
-    n_flipped = int(flipped.sum())
-    return {
+def summarize(records: Records, seconds: float, targeted: bool = False) -> dict[str, Any]:
+    """The cell's metrics, as they appear in results.json and the report tables.
+
+    `flip_rate` is the share of attacked rows that reached the goal: the prediction left the
+    true label (untargeted) or became the target (targeted, then also `success_rate`).
+    """
+    first = np.unique(records.index, return_index=True)[1]
+    n = len(first)
+    attacked, flipped = records.attacked, records.flipped
+    n_attacked, n_flipped = int(attacked.sum()), int(flipped.sum())
+    ok = flipped
+    out: dict[str, Any] = {
         "n": n,
-        "clean_accuracy": clean_accuracy(records),
-        "adversarial_accuracy": _round(np.mean(records.adv_pred == records.label)) if n else 0.0,
-        "attacked": int(attacked.sum()),
+        "rows": len(records.index),
+        "clean_accuracy": _mean_or_none(records.clean_pred[first] == records.label[first]) or 0.0,
+        "adversarial_accuracy": _mean_or_none(records.adv_pred == records.label) or 0.0,
+        "attacked": n_attacked,
         "flipped": n_flipped,
-        "flip_rate": _round(n_flipped / attacked.sum()) if attacked.any() else 0.0,
+        "flip_rate": _round(n_flipped / n_attacked) if n_attacked else 0.0,
         "iterations_to_flip": iteration_stats(records),
-        "mean_l2": _round(np.mean(records.l2[flipped])) if n_flipped else None,
-        "mean_linf": _round(np.mean(records.linf[flipped])) if n_flipped else None,
+        "mean_l2": _mean_or_none(records.l2[ok]),
+        "median_l2": _round(np.median(records.l2[ok])) if n_flipped else None,
+        "mean_linf": _mean_or_none(records.linf[ok]),
+        "median_linf": _round(np.median(records.linf[ok])) if n_flipped else None,
         "seconds": _round(seconds, 3),
         "images_per_second": _round(n / seconds, 1) if seconds > 0 else None,
     }
+    if targeted:
+        out["success_rate"] = out["flip_rate"]
+        out["mean_target_confidence"] = _mean_or_none(records.confidence[attacked])
+        out["per_target"] = {
+            str(c): _round(flipped[attacked & (records.target == c)].mean())
+            for c in range(10)
+            if (attacked & (records.target == c)).any()
+        }
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from advbench.graph import tf
@@ -58,6 +59,12 @@ class Model(ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     #: The training seed used when none is given (checkpoints are keyed by it).
     default_seed: ClassVar[int] = 0
+    #: Names of the training graph's input and label placeholders (tutorials restore by name).
+    input_name: ClassVar[str] = "x"
+    label_name: ClassVar[str] = "y"
+    #: Training on one thread makes float reductions ordered, hence bit-reproducible; a model
+    #: whose training is too slow for that may use all cores (and must say so in its docs).
+    single_threaded_training: ClassVar[bool] = True
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """This model's hyper-parameters: defaults updated by `overrides`, validated."""
@@ -67,6 +74,26 @@ class Model(ABC):
     def build(self, config: Mapping[str, Any]) -> Network:
         """Create the variables (with their initialisers) in the current default graph."""
 
-    @abstractmethod
     def train_step(self, net: Network, x, y_onehot, config: Mapping[str, Any]):
         """An op that applies one optimisation step on the batch (`x`, `y_onehot`)."""
+        raise NotImplementedError(f"model {self.name} does not train in the graph")
+
+    def train_feed(self, net: Network, config: Mapping[str, Any]) -> dict[Any, Any]:
+        """Extra feeds for training steps (e.g. a dropout keep probability)."""
+        return {}
+
+    #: A model trained outside the TF1 graph (e.g. with Keras) sets this and implements `fit`.
+    trains_outside_graph: ClassVar[bool] = False
+
+    def fit(self, config: Mapping[str, Any], seed: int, data: Any, on_progress: Any) -> Fitted:
+        """Train outside the graph; return the values of `build`'s variables by name."""
+        raise NotImplementedError
+
+
+@dataclass
+class Fitted:
+    """What a model trained outside the graph hands back to the engine."""
+
+    weights: dict[str, Any]  # variable op name -> numpy value
+    steps: int
+    info: dict[str, Any] = field(default_factory=dict)  # extra facts for the record

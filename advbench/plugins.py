@@ -30,8 +30,18 @@ from advbench.registry import Table
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.mlp",
+    "advbench_plugins.softmax",
+    "advbench_plugins.cnn",
+    "advbench_plugins.keras_mlp",
     "advbench_plugins.noise",
     "advbench_plugins.ifgsm",
+    "advbench_plugins.fgsm",
+    "advbench_plugins.pgd",
+    "advbench_plugins.mim",
+    "advbench_plugins.deepfool",
+    "advbench_plugins.cw",
+    "advbench_plugins.square",
+    "advbench_plugins.targeted",
 )
 ENTRY_POINT_GROUP = "advbench"
 ENV_DIR = "ADVBENCH_PLUGINS_DIR"

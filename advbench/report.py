@@ -17,12 +17,13 @@ CELL_HEADERS = (
     "n",
     "clean acc",
     "adv acc",
-    "flip rate",
+    "flip/success",
     "its mean",
     "its median",
     "its p90",
     "its max",
     "mean L2",
+    "median L2",
     "mean L∞",
     "seconds",
     "img/s",
@@ -32,12 +33,15 @@ RECORD_FIELDS = (
     "attack",
     "index",
     "label",
+    "target",
     "clean_pred",
     "adv_pred",
+    "attacked",
     "flipped",
     "iterations",
     "l2",
     "linf",
+    "confidence",
 )
 
 
@@ -57,7 +61,7 @@ def cell_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
         rows.append(
             [
                 c["model"],
-                c["attack"],
+                c.get("label", c["attack"]),
                 c["n"],
                 _fmt(c["clean_accuracy"]),
                 _fmt(c["adversarial_accuracy"]),
@@ -67,6 +71,7 @@ def cell_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
                 _fmt(its["p90"], 1),
                 _fmt(its["max"]),
                 _fmt(c["mean_l2"], 3),
+                _fmt(c.get("median_l2"), 3),
                 _fmt(c["mean_linf"], 3),
                 _fmt(c["seconds"], 2),
                 _fmt(c["images_per_second"], 0),
@@ -77,6 +82,17 @@ def cell_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
 
 def model_rows(models: Iterable[dict[str, Any]]) -> list[list[Any]]:
     return [[m["name"], m["n"], _fmt(m["clean_accuracy"]), m.get("checkpoint", "")] for m in models]
+
+
+def robust_accuracy_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
+    """Adversarial accuracy at each budget of the budgeted, untargeted cells."""
+    rows = [
+        [c["model"], c["attack"], c["budget"]["norm"], c["budget"]["eps"],
+         _fmt(c["adversarial_accuracy"])]
+        for c in cells
+        if "budget" in c and "success_rate" not in c
+    ]  # fmt: skip
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3]))
 
 
 def table(results: dict[str, Any], fmt: str = "github") -> str:
@@ -122,12 +138,36 @@ def write_markdown(out: Path, results: dict[str, Any], figures: list[str] | None
         "first left the true label, over flipped images (the tutorial prints this minus one).",
         "Mean L2/L∞: over flipped images. Per-image records: `records.csv`.",
         "",
-        "## Parameters",
-        "",
     ]
+    sweeps = robust_accuracy_rows(results["cells"])
+    if sweeps:
+        lines += [
+            "## Robust accuracy by budget",
+            "",
+            tabulate(sweeps, headers=("model", "attack", "norm", "eps", "robust accuracy"),
+                     tablefmt="github"),
+            "",
+        ]  # fmt: skip
+    targeted = [c for c in results["cells"] if "success_rate" in c]
+    if targeted:
+        lines += [
+            "## Targeted attacks",
+            "",
+            tabulate(
+                [[c["model"], c.get("label", c["attack"]), c["attacked"], _fmt(c["success_rate"]),
+                  _fmt(c["mean_target_confidence"]),
+                  " ".join(f"{k}:{v:.2f}" for k, v in c["per_target"].items())]
+                 for c in targeted],
+                headers=("model", "attack", "rows", "success to target",
+                         "mean target confidence", "success by target class"),
+                tablefmt="github",
+            ),
+            "",
+        ]  # fmt: skip
+    lines += ["## Parameters", ""]
     for c in results["cells"]:
         params = ", ".join(f"{k}={v}" for k, v in c["params"].items())
-        lines.append(f"- {c['model']} × {c['attack']}: {params}")
+        lines.append(f"- {c['model']} × {c.get('label', c['attack'])}: {params}")
     for fig in figures or []:
         lines += ["", f"![{fig}]({fig})"]
     _write_atomic(out / "report.md", "\n".join(lines) + "\n")

@@ -1,13 +1,10 @@
-"""The batched driver: every image of a batch attacked at once inside one `tf.while_loop`.
+"""Running one attack on one loaded model over many images, batched, into per-image records.
 
-Per batch, the loop carries only the images that have not flipped yet (it compacts the batch
-after every step), stops each image at its first flip and scatters its adversarial image,
-prediction and iteration count into the result. Images the model already misclassifies are not
-attacked: they count as wrong in adversarial accuracy and are left out of the flip rate.
-
-Iterations-to-flip is the number of attack steps applied when the prediction first left the
-true label (1 = the first step flipped it). The tutorial prints its loop index at the flip,
-which is this number minus one ("changed after 84 iterations" = 85 here).
+Which rows are attacked: images the model already misclassifies are not attacked by untargeted
+attacks (they count as wrong in adversarial accuracy and are left out of the flip rate). A
+targeted attack with `target=all` attacks every correctly classified image once per other class;
+with a fixed target, every correctly classified image whose label differs from it. Attacks that
+ignore the image's content (`attacks_misclassified`) attack every row.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from advbench.attack import Attack, StepInputs
+from advbench.attack import Attack, BatchInputs
 from advbench.graph import tf
 from advbench.zoo import Loaded
 
@@ -28,53 +25,46 @@ DEFAULT_BATCH = 2000
 
 @dataclass
 class Records:
-    """Per-image results of one model × attack cell (arrays aligned on `index`)."""
+    """Per-row results of one model × attack cell; a row is an image (× target)."""
 
     index: np.ndarray  # test-set index, int64
     label: np.ndarray  # true label
+    target: np.ndarray  # target class, -1 for untargeted attacks and unattacked rows
     clean_pred: np.ndarray
     adv_pred: np.ndarray
-    iterations: np.ndarray  # steps applied when the label flipped; 0 = never flipped/attacked
-    flipped: np.ndarray  # bool: initially correct and flipped within the budget
+    attacked: np.ndarray  # bool: this row was attacked
+    iterations: np.ndarray  # steps applied at success; 0 = never succeeded / not attacked
     l2: np.ndarray  # ‖x_adv − x‖₂
     linf: np.ndarray  # ‖x_adv − x‖∞
-    adversarial: np.ndarray = field(repr=False)  # float32 [n, 784] final images
+    confidence: np.ndarray  # model's probability of the target (targeted) or of adv_pred
+    adversarial: np.ndarray = field(repr=False)  # float32 [rows, 784] final images
 
     @property
-    def attacked(self) -> np.ndarray:
-        """Images the model classified correctly before the attack."""
-        return self.clean_pred == self.label
+    def flipped(self) -> np.ndarray:
+        """Attacked rows that reached the attack's goal within its budget."""
+        return self.iterations > 0
 
     def rows(self) -> list[dict[str, Any]]:
-        """One plain dict per image, for CSV/JSON."""
+        """One plain dict per row, for CSV/JSON."""
         return [
             {
                 "index": int(self.index[i]),
                 "label": int(self.label[i]),
+                "target": int(self.target[i]),
                 "clean_pred": int(self.clean_pred[i]),
                 "adv_pred": int(self.adv_pred[i]),
+                "attacked": bool(self.attacked[i]),
                 "flipped": bool(self.flipped[i]),
                 "iterations": int(self.iterations[i]),
                 "l2": float(self.l2[i]),
                 "linf": float(self.linf[i]),
+                "confidence": float(self.confidence[i]),
             }
             for i in range(len(self.index))
         ]
 
 
-@dataclass
-class AttackGraph:
-    """The placeholders and outputs of one attack's while-loop, built once per attack."""
-
-    x: Any
-    labels: Any
-    index: Any
-    final_x: Any
-    flip_at: Any
-    adv_pred: Any
-
-
-def predict(loaded: Loaded, images: np.ndarray, batch: int = 10000) -> np.ndarray:
+def predict(loaded: Loaded, images: np.ndarray, batch: int = 2000) -> np.ndarray:
     """Argmax predictions of the loaded model, in batches."""
     t = tf()
     with loaded.graph.as_default():
@@ -86,55 +76,68 @@ def predict(loaded: Loaded, images: np.ndarray, batch: int = 10000) -> np.ndarra
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
+@dataclass
+class AttackGraph:
+    """Placeholders and fetches of one attack, built once per (attack, parameters)."""
+
+    inputs: BatchInputs
+    final_x: Any
+    done_at: Any
+    pred: Any
+    confidence: Any
+
+
 def build_attack_graph(
     loaded: Loaded, attack: Attack, params: Mapping[str, Any], seed: int
 ) -> AttackGraph:
-    """The whole iterative attack as one graph: feed a batch, fetch its final state."""
+    """The whole attack as graph ops: feed a batch of rows, fetch their final state."""
     t = tf()
-    net = loaded.network
-    max_iter = attack.iterations(params)
+    ph = t.compat.v1.placeholder
     with loaded.graph.as_default(), t.name_scope(f"attack_{attack.name}"):
-        x_in = t.compat.v1.placeholder(t.float32, [None, 784], name="x")
-        y_in = t.compat.v1.placeholder(t.int64, [None], name="labels")
-        idx_in = t.compat.v1.placeholder(t.int64, [None], name="index")
-        n = t.shape(x_in)[0]
-
-        def cond(i, x, x0, y, idx, pos, final_x, flip_at, adv_pred):
-            return t.logical_and(i < max_iter, t.size(pos) > 0)
-
-        def body(i, x, x0, y, idx, pos, final_x, flip_at, adv_pred):
-            x_next = attack.step(net, StepInputs(x, x0, y, idx, i, seed), params)
-            pred = t.argmax(net.logits(x_next), 1)
-            flipped = t.not_equal(pred, y)
-            at = t.boolean_mask(pos, flipped)[:, None]
-            final_x = t.tensor_scatter_nd_update(final_x, at, t.boolean_mask(x_next, flipped))
-            flip_at = t.tensor_scatter_nd_update(flip_at, at, t.fill([t.shape(at)[0]], i + 1))
-            adv_pred = t.tensor_scatter_nd_update(adv_pred, at, t.boolean_mask(pred, flipped))
-            keep = t.logical_not(flipped)
-            kept = [t.boolean_mask(v, keep) for v in (x_next, x0, y, idx, pos)]
-            return (i + 1, *kept, final_x, flip_at, adv_pred)
-
-        vec, mat = t.TensorShape([None]), t.TensorShape([None, 784])
-        loop = t.compat.v1.while_loop(
-            cond,
-            body,
-            [
-                t.constant(0),
-                x_in,
-                x_in,
-                y_in,
-                idx_in,
-                t.range(n),
-                x_in,
-                t.zeros([n], t.int32),
-                y_in,
-            ],
-            shape_invariants=[t.TensorShape([]), mat, mat, vec, vec, vec, mat, vec, vec],
-            back_prop=False,
+        b = BatchInputs(
+            ph(t.float32, [None, 784], name="x"),
+            ph(t.int64, [None], name="labels"),
+            ph(t.int64, [None], name="targets"),
+            ph(t.int64, [None], name="index"),
+            seed,
         )
-        _, x_left, _, _, _, pos_left, final_x, flip_at, adv_pred = loop
-        final_x = t.tensor_scatter_nd_update(final_x, pos_left[:, None], x_left)
-    return AttackGraph(x_in, y_in, idx_in, final_x, flip_at, adv_pred)
+        out = attack.build(loaded.network, b, params)
+        probs = loaded.network.probabilities(out.final_x)
+        which = b.targets if attack.is_targeted(params) else out.pred
+        confidence = t.gather(probs, which, batch_dims=1)
+    return AttackGraph(b, out.final_x, out.done_at, out.pred, confidence)
+
+
+def plan_rows(
+    attack: Attack, params: Mapping[str, Any], labels: np.ndarray, clean_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image position, target, attacked) of every row of the cell, in a fixed order."""
+    limit = attack.max_images(params)
+    if limit is not None:
+        labels, clean_pred = labels[:limit], clean_pred[:limit]
+    n = len(labels)
+    correct = clean_pred == labels
+    if not attack.is_targeted(params):
+        attacked = np.ones(n, bool) if attack.attacks_misclassified else correct
+        return np.arange(n), np.full(n, -1, np.int64), attacked
+    if params["target"] != "all":
+        target = int(params["target"])
+        eligible = (
+            np.ones(n, bool) if attack.attacks_misclassified else (labels != target) & correct
+        )
+        return np.arange(n), np.where(eligible, target, -1), eligible
+    pos, tgt, att = [], [], []
+    for i in range(n):
+        if attack.attacks_misclassified or correct[i]:
+            others = [c for c in range(10) if attack.attacks_misclassified or c != labels[i]]
+            pos += [i] * len(others)
+            tgt += others
+            att += [True] * len(others)
+        else:
+            pos.append(i)
+            tgt.append(-1)
+            att.append(False)
+    return np.array(pos, np.int64), np.array(tgt, np.int64), np.array(att, bool)
 
 
 def run_attack(
@@ -147,38 +150,47 @@ def run_attack(
     indices: np.ndarray,
     clean_pred: np.ndarray,
     batch_size: int = DEFAULT_BATCH,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Records, float]:
-    """Attack every correctly classified image; return per-image records and wall seconds."""
+    """Attack every planned row; return per-row records and the wall seconds of the attack."""
     graph = build_attack_graph(loaded, attack, params, seed)
-    n = len(images)
-    adversarial = images.copy()
-    adv_pred = clean_pred.copy()
-    iterations = np.zeros(n, np.int32)
-    targets = np.flatnonzero(clean_pred == labels)
+    pos, target, attacked = plan_rows(attack, params, labels, clean_pred)
+    rows = len(pos)
+    adversarial = images[pos].copy()
+    adv_pred = clean_pred[pos].copy()
+    iterations = np.zeros(rows, np.int32)
+    confidence = np.full(rows, np.nan, np.float64)
+    todo = np.flatnonzero(attacked)
+    b = graph.inputs
     started = time.perf_counter()
-    for lo in range(0, len(targets), batch_size):
-        sel = targets[lo : lo + batch_size]
-        final_x, flip_at, pred = loaded.session.run(
-            [graph.final_x, graph.flip_at, graph.adv_pred],
-            {graph.x: images[sel], graph.labels: labels[sel], graph.index: indices[sel]},
+    for lo in range(0, len(todo), batch_size):
+        sel = todo[lo : lo + batch_size]
+        p = pos[sel]
+        out = loaded.session.run(
+            [graph.final_x, graph.done_at, graph.pred, graph.confidence],
+            {
+                b.x: images[p],
+                b.labels: labels[p],
+                b.targets: np.where(target[sel] >= 0, target[sel], labels[p]),
+                b.index: indices[p],
+            },
         )
-        adversarial[sel], iterations[sel], adv_pred[sel] = final_x, flip_at, pred
-        if on_batch:
-            on_batch(len(sel))
+        adversarial[sel], iterations[sel], adv_pred[sel], confidence[sel] = out
+        if on_progress:
+            on_progress(lo + len(sel), len(todo))
     seconds = time.perf_counter() - started
-    if on_batch and n > len(targets):
-        on_batch(n - len(targets))
-    delta = adversarial.astype(np.float64) - images.astype(np.float64)
+    delta = adversarial.astype(np.float64) - images[pos].astype(np.float64)
     records = Records(
-        index=indices.astype(np.int64),
-        label=labels.astype(np.int64),
-        clean_pred=clean_pred.astype(np.int64),
+        index=indices[pos].astype(np.int64),
+        label=labels[pos].astype(np.int64),
+        target=target,
+        clean_pred=clean_pred[pos].astype(np.int64),
         adv_pred=adv_pred.astype(np.int64),
+        attacked=attacked,
         iterations=iterations,
-        flipped=iterations > 0,
         l2=np.sqrt(np.sum(delta * delta, axis=1)),
-        linf=np.max(np.abs(delta), axis=1) if n else np.zeros(0),
+        linf=np.max(np.abs(delta), axis=1) if rows else np.zeros(0),
+        confidence=confidence,
         adversarial=adversarial,
     )
     return records, seconds

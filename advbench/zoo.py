@@ -25,7 +25,7 @@ import numpy as np
 
 from advbench import data as mnist
 from advbench.errors import AdvbenchError
-from advbench.graph import TRAINING_THREADS, session, tf, versions
+from advbench.graph import ATTACK_THREADS, TRAINING_THREADS, session, tf, versions
 from advbench.model import Model, Network
 
 ENV_HOME = "ADVBENCH_HOME"
@@ -72,7 +72,10 @@ class Loaded:
 
 
 def _evaluate(sess, x_ph, predictions, images: np.ndarray, labels: np.ndarray) -> float:
-    pred = sess.run(predictions, {x_ph: images})
+    """Accuracy of `predictions` on `images`, fed in slices to bound memory."""
+    pred = np.concatenate(
+        [sess.run(predictions, {x_ph: images[i : i + 1000]}) for i in range(0, len(images), 1000)]
+    )
     return float(np.mean(pred == labels))
 
 
@@ -86,54 +89,67 @@ def train(
 ) -> Path:
     """Train `model` from scratch with `seed`, save it under `root`, return its directory.
 
-    Batches come from a seeded `next_batch`; graph ops are seeded by the graph-level seed;
-    the session runs single-threaded, so the same seed gives bit-identical weights.
-    `on_progress(step, total, accuracy_or_None)` is called after each step; every 1,000 steps
-    (and at the end) with the accuracy on the first 1,000 test images, like the tutorial prints.
+    Batches come from a seeded `next_batch`; graph ops are seeded by the graph-level seed; the
+    session runs single-threaded unless the model opts out, so the same seed gives bit-identical
+    weights. `on_progress(step, total, accuracy_or_None)` is called after each step; every 1,000
+    steps (and at the end) with the accuracy on the first 1,000 test images, as the tutorial
+    prints it. A model that trains outside the graph (Keras) supplies its weights via `fit`.
     """
     t = tf()
     root = root or cache_root()
     data = mnist.read_data_sets(data_dir, one_hot=True, seed=seed)
-    steps, batch_size = int(config["steps"]), int(config["batch_size"])
+    started = time.perf_counter()
+    # Keras trains eagerly: outside any graph context (a `with session` would be one).
+    fitted = model.fit(config, seed, data, on_progress) if model.trains_outside_graph else None
     graph = t.Graph()
     with graph.as_default():
         t.compat.v1.set_random_seed(seed)
-        x = t.compat.v1.placeholder(t.float32, [None, 784], name="x")
-        y = t.compat.v1.placeholder(t.float32, [None, 10], name="y")
+        x = t.compat.v1.placeholder(t.float32, [None, 784], name=model.input_name)
+        y = t.compat.v1.placeholder(t.float32, [None, 10], name=model.label_name)
         net = model.build(config)
-        step_op = model.train_step(net, x, y, config)
+        step_op = None if model.trains_outside_graph else model.train_step(net, x, y, config)
         predictions = t.argmax(net.logits(x), 1)
         saver = t.compat.v1.train.Saver(var_list=net.variables, max_to_keep=None)
         init = t.compat.v1.global_variables_initializer()
     test = data.test
     first_x, first_y = test.images[:1000], test.labels_int[:1000]
     history: list[list[float]] = []
-    started = time.perf_counter()
-    with session(graph, TRAINING_THREADS) as sess:
+    threads = TRAINING_THREADS if model.single_threaded_training else ATTACK_THREADS
+    with session(graph, threads) as sess:
         sess.run(init)
-        for i in range(steps):
-            images, classes = data.train.next_batch(batch_size)
-            sess.run(step_op, {x: images, y: classes})
-            acc = None
-            if (i + 1) % EVAL_EVERY == 0 or i + 1 == steps:
-                acc = _evaluate(sess, x, predictions, first_x, first_y)
-                history.append([i + 1, acc])
-            if on_progress:
-                on_progress(i + 1, steps, acc)
+        extra_record: dict[str, Any] = {}
+        if fitted is not None:
+            with graph.as_default():
+                for var in net.variables:
+                    var.load(fitted.weights[var.op.name], sess)
+            steps, extra_record = fitted.steps, fitted.info
+        else:
+            steps, batch_size = int(config["steps"]), int(config["batch_size"])
+            extra = model.train_feed(net, config)
+            for i in range(steps):
+                images, classes = data.train.next_batch(batch_size)
+                sess.run(step_op, {x: images, y: classes, **extra})
+                acc = None
+                if (i + 1) % EVAL_EVERY == 0 or i + 1 == steps:
+                    acc = _evaluate(sess, x, predictions, first_x, first_y)
+                    history.append([i + 1, acc])
+                if on_progress:
+                    on_progress(i + 1, steps, acc)
         seconds = time.perf_counter() - started
-        accuracy = _evaluate(sess, x, predictions, test.images, test.labels_int)
         record = {
             "model": model.name,
             "config": dict(config),
             "seed": seed,
             "steps": steps,
-            "test_accuracy": accuracy,
+            "test_accuracy": _evaluate(sess, x, predictions, test.images, test.labels_int),
             "test_accuracy_first_1000": _evaluate(sess, x, predictions, first_x, first_y),
             "history_first_1000": history,
             "train_seconds": round(seconds, 3),
+            "threads": "1/1" if model.single_threaded_training else "all cores",
             "data_checksum": mnist.checksum(),
             "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **extra_record,
         }
         with graph.as_default():
             name = checkpoint_name(model, config, seed)

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, Attack, StepInputs, clip, random_signs
+from advbench.attack import CLIP_PARAMS, SEED_PARAM, Attack, StepInputs, clip
 from advbench.model import Network
 from advbench.params import Param
+from advbench.randomness import random_signs
 
 
 class Noise(Attack):
@@ -27,7 +28,7 @@ class Noise(Attack):
         Param("step", 0.01, "size of each step (L∞)", float, minimum=0.0, min_exclusive=True),
         Param("iterations", 300, "most steps per image", int, minimum=1),
         *CLIP_PARAMS,
-        Param("seed", -1, "noise seed; -1 uses the run's --seed", int, minimum=-1),
+        SEED_PARAM,
     )
 
     def linf_budget(self, params: Mapping[str, Any]) -> float:

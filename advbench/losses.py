@@ -1,0 +1,50 @@
+"""Objectives that gradient attacks ascend, on logits (not on softmax outputs).
+
+Cross-entropy on softmax *outputs* saturates and gives vanishing gradients for confident
+models — a known source of weak FGSM numbers; every loss here starts from the logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advbench.attack import StepInputs
+from advbench.graph import tf
+from advbench.model import Network
+from advbench.params import Param
+
+LOSS_PARAM = Param(
+    "loss", "xent", "objective: xent (cross-entropy on logits), cw (logit margin), "
+    "model (the model's own training loss and gradient)", str, choices=("xent", "cw", "model"),
+)  # fmt: skip
+
+
+def margin(logits, classes, onehot):
+    """z_c − max_{j≠c} z_j per row: positive while class `c` wins."""
+    t = tf()
+    other = t.reduce_max(logits - 1e9 * onehot, axis=1)
+    return t.gather(logits, classes, batch_dims=1) - other
+
+
+def ascent_gradient(net: Network, s: StepInputs, kind: str, targeted: bool) -> Any:
+    """Per-image gradient of the objective the attack increases, w.r.t. `s.x` [k, 784].
+
+    Untargeted: increase the loss of the true label. Targeted: decrease the loss of the target.
+    """
+    t = tf()
+    if kind == "model":
+        onehot = s.target_onehot if targeted else s.onehot
+        _, grad = net.loss_gradient(s.x, onehot)
+        return -grad if targeted else grad
+    logits = net.logits(s.x)
+    if kind == "xent":
+        classes = s.targets if targeted else s.labels
+        loss = t.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
+        objective = -loss if targeted else loss
+    else:  # cw margin
+        if targeted:
+            objective = margin(logits, s.targets, s.target_onehot)
+        else:
+            objective = -margin(logits, s.labels, s.onehot)
+    (grad,) = t.gradients(t.reduce_sum(objective), [s.x])
+    return grad
