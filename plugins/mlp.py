@@ -22,16 +22,36 @@ from advbench.model import Model, Network
 from advbench.params import Param
 
 
-def sigma(x):
-    """The tutorial's logistic function, written with the same ops."""
+def _tutorial_sigma(x):
     t = tf()
     return t.math.divide(t.constant(1.0), t.add(t.constant(1.0), t.exp(t.negative(x))))
+
+
+def sigma(x):
+    """The tutorial's logistic function, written with the same ops (same values).
+
+    Automatic differentiation through `1 / (1 + exp(-x))` gives inf·0 = NaN once exp overflows
+    (z below about -88, common in this saturated network), so its gradient is declared as the
+    tutorial's own `sigmaprime` form, s·(1 − s), which is what the manual backprop uses.
+    """
+    t = tf()
+
+    @t.custom_gradient
+    def forward(z):
+        s = _tutorial_sigma(z)
+
+        def grad(dy):
+            return dy * s * (1.0 - s)
+
+        return s, grad
+
+    return forward(x)
 
 
 def sigmaprime(x):
     """Derivative of `sigma`, as the tutorial writes it."""
     t = tf()
-    return t.multiply(sigma(x), t.subtract(t.constant(1.0), sigma(x)))
+    return t.multiply(_tutorial_sigma(x), t.subtract(t.constant(1.0), _tutorial_sigma(x)))
 
 
 class MLPNetwork(Network):

@@ -85,16 +85,25 @@ def test_same_seed_same_numbers_other_seed_other_noise(registry, mlp_loaded, sam
     assert not np.array_equal(a.adversarial, c.adversarial)
 
 
-def test_random_signs_are_fair_and_independent(mlp_loaded):
-    from advbench.attack import random_signs
+def test_counter_based_randomness_is_fair_and_independent(mlp_loaded):
     from advbench.graph import tf
+    from advbench.randomness import random_normal, random_signs, random_uniform
 
     t = tf()
     with mlp_loaded.graph.as_default():
-        s = random_signs(0, t.constant(np.arange(200, dtype=np.int64)), t.constant(3))
-        s2 = random_signs(0, t.constant(np.arange(200, dtype=np.int64)), t.constant(4))
-    a, b = mlp_loaded.session.run([s, s2])
+        idx = t.constant(np.arange(200, dtype=np.int64))
+        ops = [
+            random_signs(0, idx, t.constant(3)),
+            random_signs(0, idx, t.constant(4)),
+            random_signs(1, idx, t.constant(3)),
+            random_uniform(0, idx, t.constant(3), 784),
+            random_normal(0, idx, t.constant(3), 784),
+        ]
+    a, b, c, u, z = mlp_loaded.session.run(ops)
     assert set(np.unique(a)) == {-1.0, 1.0}
     assert abs(a.mean()) < 0.01
     assert abs((a * b).mean()) < 0.01  # iterations are uncorrelated
+    assert abs((a * c).mean()) < 0.01  # seeds are uncorrelated
     assert abs((a[:-1] * a[1:]).mean()) < 0.01  # neighbouring images are uncorrelated
+    assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02

@@ -77,9 +77,13 @@ def test_input_gradient_matches_finite_differences(shipped, sample, name):
         x = t.compat.v1.placeholder(t.float32, [None, 784])
         y = t.compat.v1.placeholder(t.float32, [None, 10])
         loss, grad = loaded.network.loss_gradient(x, y)
-    k = 11
-    image, onehot = images[k : k + 1], np.eye(10, dtype=np.float32)[labels[k : k + 1]]
-    g = loaded.session.run(grad, {x: image, y: onehot})[0]
+    # the image with the steepest loss (a wrong label): float32 differences can resolve it,
+    # where a saturated sigmoid's 1e-8 gradients would drown in rounding
+    wrong = np.eye(10, dtype=np.float32)[(labels[:100] + 3) % 10]
+    all_g = loaded.session.run(grad, {x: images[:100], y: wrong})
+    k = int(np.argmax(np.abs(all_g).max(axis=1)))
+    image, onehot = images[k : k + 1], wrong[k : k + 1]
+    g = all_g[k]
     assert np.abs(g).max() > 0
     h = 1e-3
     for p in np.argsort(-np.abs(g))[:4]:
@@ -89,7 +93,8 @@ def test_input_gradient_matches_finite_differences(shipped, sample, name):
         lu, ld = loaded.session.run(
             loss, {x: np.concatenate([up, down]), y: np.repeat(onehot, 2, 0)}
         )
-        assert (lu - ld) / (2 * h) == pytest.approx(g[p], rel=0.05, abs=1e-4 * np.abs(g).max())
+        fd = (lu - ld) / (2 * h)
+        assert fd == pytest.approx(g[p], rel=0.05, abs=float(1e-3 * np.abs(g).max()))
 
 
 def _weights(folder):
