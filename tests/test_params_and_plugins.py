@@ -38,8 +38,11 @@ def test_attack_rejects_inverted_clip_range(registry):
 
 
 def test_builtins_register_through_the_hooks(registry):
-    assert registry.models.names() == ["mlp"]
-    assert registry.attacks.names() == ["noise", "ifgsm"]
+    assert registry.models.names() == ["mlp", "softmax", "cnn", "keras-mlp"]
+    assert registry.attacks.names() == [
+        "noise", "ifgsm", "fgsm", "pgd", "mim", "deepfool", "cw-l2", "square", "targeted",
+        "fooling",
+    ]  # fmt: skip
     assert registry.info["mlp"].source == "builtin"
     assert registry.info["ifgsm"].attacks == ["ifgsm"]
     assert not registry.errors
@@ -118,6 +121,7 @@ def test_allow_and_block_lists(monkeypatch):
     monkeypatch.setenv(plugins.ENV_BLOCK, "noise")
     assert "noise" not in plugins.load().attacks.names()
     monkeypatch.delenv(plugins.ENV_BLOCK)
-    monkeypatch.setenv(plugins.ENV_ALLOW, "mlp,ifgsm")
+    monkeypatch.setenv(plugins.ENV_ALLOW, "mlp,ifgsm,targeted")
     loaded = plugins.load()
-    assert loaded.attacks.names() == ["ifgsm"] and loaded.models.names() == ["mlp"]
+    assert loaded.models.names() == ["mlp"]
+    assert loaded.attacks.names() == ["ifgsm", "targeted", "fooling"]
