@@ -30,9 +30,12 @@ def target_param(default: str = "none", allow_none: bool = True) -> Param:
     """The `target` parameter: "none" (untargeted), "all" (every other class) or a digit."""
     choices = TARGET_CHOICES if allow_none else TARGET_CHOICES[1:]
     return Param(
-        "target", default, "none (untargeted), all (every other class) or a class 0-9", str,
+        "target",
+        default,
+        "none (untargeted), all (every other class) or a class 0-9",
+        str,
         choices=choices,
-    )  # fmt: skip
+    )
 
 
 @dataclass

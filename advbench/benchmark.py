@@ -88,32 +88,61 @@ def plan(
     return Plan(resolved, cells, seed, limit, batch_size, data_dir)
 
 
-@dataclass
-class CellResult:
-    """A finished cell: its identity, metrics and per-row records."""
+def describe(p: Plan) -> dict[str, Any]:
+    """Everything that determines the run's numbers (its identity for resuming)."""
+    from advbench import data
 
-    model: str
-    spec: CellSpec
-    summary: dict[str, Any]
-    records: Any  # runner.Records
+    return {
+        "models": [{"name": m.name, "config": c, "seed": s} for m, c, s in p.models],
+        "cells": [{"attack": c.attack.name, "params": c.params} for c in p.cells],
+        "seed": p.seed,
+        "limit": p.limit,
+        "data": data.checksum(),
+    }
+
+
+class CellFailed(Exception):
+    """An attack raised, or produced images that cannot be right (NaN, out of range)."""
+
+
+def check_records(spec: CellSpec, records: Any) -> None:
+    """Refuse results that are silently wrong rather than record them as numbers."""
+    adv = records.adversarial
+    if not np.all(np.isfinite(adv)):
+        raise CellFailed("adversarial images contain NaN or infinity")
+    lo, hi = spec.params.get("clip_min", 0.0), spec.params.get("clip_max", 1.0)
+    if adv.size and (adv.min() < lo - 1e-6 or adv.max() > hi + 1e-6):
+        raise CellFailed(
+            f"adversarial pixels outside [{lo}, {hi}]: {adv.min():.4g}..{adv.max():.4g}"
+        )
 
 
 def execute(
     p: Plan,
-    on_model: Callable[[dict[str, Any]], None],
-    on_cell: Callable[[CellResult, np.ndarray], None],
-    skip: Callable[[str, CellSpec], bool] = lambda model, spec: False,
+    store: Any,
+    run_id: str,
     bars: Any = None,
+    on_cell: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    """Run the plan; `on_model`/`on_cell` receive results as soon as they exist."""
-    from advbench import data, metrics, runner, zoo
+    """Run every cell of the plan not yet done in `run_id`, storing each as it finishes.
+
+    A cell whose attack raises or returns NaN/out-of-range images is stored as failed with the
+    reason, and the run goes on; failed cells are tried again when the run is resumed.
+    """
+    from advbench import data, graph, metrics, runner, zoo
 
     test = data.read_test_set(p.data_dir)
     n = min(p.limit or test.num_examples, test.num_examples)
     images, labels = test.images[:n], test.labels_int[:n]
     indices = np.arange(n, dtype=np.int64)
+    done = store.done_labels(run_id)
+    versions = graph.versions()
+    position = {
+        (m.name, c.label): i
+        for i, (m, c) in enumerate(itertools.product([m for m, _, _ in p.models], p.cells))
+    }
     for model, config, model_seed in p.models:
-        todo = [c for c in p.cells if not skip(model.name, c)]
+        todo = [c for c in p.cells if (model.name, c.label) not in done]
         if not todo:
             continue
         on_train = None
@@ -127,7 +156,8 @@ def execute(
         loaded = zoo.load(model, config, model_seed, p.data_dir, on_train=on_train)
         try:
             clean = runner.predict(loaded, images)
-            on_model(
+            store.save_model(
+                run_id,
                 {
                     "name": model.name,
                     "clean_accuracy": round(float(np.mean(clean == labels)), 6),
@@ -135,24 +165,57 @@ def execute(
                     "seed": model_seed,
                     "config": config,
                     "checkpoint": str(loaded.folder),
-                }
+                },
             )
             for spec in todo:
+                cell: dict[str, Any] = {
+                    "model": model.name,
+                    "label": spec.label,
+                    "attack": spec.attack.name,
+                    "params": spec.params,
+                    "checkpoint": str(loaded.folder),
+                    "model_seed": model_seed,
+                    "seed": spec.attack.seed(spec.params, p.seed),
+                    "data_checksum": data.checksum(),
+                    "versions": versions,
+                }
                 progress = None
                 if bars is not None:
                     task = bars.add_task(f"{model.name} × {spec.label}", total=None, note="")
 
-                    def progress(done, total, task=task):
-                        bars.update(task, completed=done, total=total)
+                    def progress(k, total, task=task):
+                        bars.update(task, completed=k, total=total)
 
-                records, seconds = runner.run_attack(
-                    loaded, spec.attack, spec.params, spec.attack.seed(spec.params, p.seed),
-                    images, labels, indices, clean, p.batch_size, on_progress=progress,
-                )  # fmt: skip
-                if bars is not None:
-                    bars.remove_task(task)
-                targeted = spec.attack.is_targeted(spec.params)
-                summary = metrics.summarize(records, seconds, targeted)
-                on_cell(CellResult(model.name, spec, summary, records), images)
+                records = examples = None
+                try:
+                    records, seconds = runner.run_attack(
+                        loaded,
+                        spec.attack,
+                        spec.params,
+                        cell["seed"],
+                        images,
+                        labels,
+                        indices,
+                        clean,
+                        p.batch_size,
+                        on_progress=progress,
+                    )
+                    check_records(spec, records)
+                    targeted = spec.attack.is_targeted(spec.params)
+                    cell["summary"] = metrics.summarize(records, seconds, targeted)
+                    budget = spec.attack.budget(spec.params)
+                    if budget:
+                        cell["summary"]["budget"] = {"norm": budget[0], "eps": budget[1]}
+                    cell["status"] = "done"
+                    examples = records.adversarial[np.flatnonzero(records.flipped)[:8]]
+                except Exception as exc:  # isolation: one broken cell never stops the run
+                    cell["status"], cell["error"] = "failed", f"{type(exc).__name__}: {exc}"
+                    records = examples = None
+                finally:
+                    if bars is not None:
+                        bars.remove_task(task)
+                store.save_cell(run_id, position[(model.name, spec.label)], cell, records, examples)
+                if on_cell:
+                    on_cell(cell)
         finally:
             loaded.close()

@@ -10,12 +10,8 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from advbench import __version__
 from advbench.errors import AdvbenchError, ParamError
@@ -117,7 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="images per attack batch (default 2000)",
     )
-    run.add_argument("--out", type=Path, help="output directory (default reports/run-TIMESTAMP)")
+    run.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
+    run.add_argument(
+        "--db",
+        default=str(Path("reports") / "advbench.sqlite"),
+        help="results database (default reports/advbench.sqlite)",
+    )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new run even if this exact run is stored (default: resume)",
+    )
     run.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
     run.add_argument(
         "--progress",
@@ -153,6 +159,53 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", type=Path, dest="json_path", help="also write results as JSON")
     ev.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     _common(ev)
+
+    bench = sub.add_parser("bench", help="advbench's speed next to the alternatives, same run")
+    bench.add_argument("--limit", type=_positive_int, help="test images for advbench (default all)")
+    bench.add_argument(
+        "--sample",
+        type=_positive_int,
+        default=40,
+        help="images for the tutorial's one-image loop (default 40)",
+    )
+    bench.add_argument(
+        "--naive-images",
+        type=_positive_int,
+        default=2000,
+        help="images for the naive batched loop (default 2000)",
+    )
+    bench.add_argument(
+        "--train-steps",
+        type=_positive_int,
+        default=20000,
+        help="MLP training steps to time (default 20000)",
+    )
+    bench.add_argument("--json", type=Path, dest="json_path", help="also write the figures as JSON")
+    _common(bench)
+
+    rep = sub.add_parser("report", help="render a stored run again, or compare two runs")
+    rep.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
+    rep.add_argument(
+        "--db",
+        default=str(Path("reports") / "advbench.sqlite"),
+        help="results database (default reports/advbench.sqlite)",
+    )
+    rep.add_argument(
+        "--format",
+        choices=("markdown", "github", "latex", "plain"),
+        default="markdown",
+        help="table format (default markdown)",
+    )
+    rep.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
+    rep.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("RUN_A", "RUN_B"),
+        help="the difference of every metric between two runs",
+    )
+    rep.add_argument("--list", action="store_true", help="list the stored runs")
+    rep.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
+    _common(rep)
 
     plug = sub.add_parser("plugins", help="list plugins and what they register")
     plug.add_argument("--json", action="store_true", help="machine-readable output")
@@ -322,17 +375,98 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_out() -> Path:
-    base = Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
-    out, k = base, 1
-    while out.exists():
-        k += 1
-        out = base.with_name(f"{base.name}-{k}")
-    return out
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from advbench import bench, data, zoo
+
+    plugins = _load_plugins(args)
+    model, attack = plugins.models.get("mlp"), plugins.attacks.get("ifgsm")
+    config, params = model.config(), attack.config()
+    test = data.read_test_set(args.mnist_dir)
+    n = min(args.limit or test.num_examples, test.num_examples)
+    loaded = zoo.load(model, config, model.default_seed, args.mnist_dir)
+    try:
+        rows, facts = bench.bench_ifgsm(
+            loaded,
+            attack,
+            params,
+            test.images[:n],
+            test.labels_int[:n],
+            args.sample,
+            args.naive_images,
+        )
+    finally:
+        loaded.close()
+    memory = bench.peak_rss_mb()
+    train_rows = bench.bench_training(model, config, args.train_steps)
+    ours, floor = rows[0], rows[3]
+    table = [
+        [
+            r.name,
+            f"{r.work:,.0f}",
+            f"{r.seconds:.3f}",
+            f"{r.per_unit * 1e6:.2f}",
+            f"{r.per_unit / ours.per_unit:.1f}×",
+            f"{ours.per_unit / floor.per_unit:.2f}×" if r is ours else "",
+            r.note,
+        ]
+        for r in rows
+    ]
+    print(
+        f"ifgsm on mlp (step {params['step']}, ≤{params['iterations']} iterations), "
+        f"{n} test images; GEMM {facts['gemm_gflops']:.0f} GFLOP/s"
+    )
+    print(
+        tabulate(
+            table,
+            headers=(
+                "method",
+                "image-iterations",
+                "seconds",
+                "µs per image-it",
+                "vs advbench",
+                "advbench vs floor",
+                "note",
+            ),
+        )
+    )
+    print(
+        f"per-image iterations-to-flip, tutorial loop vs advbench on the "
+        f"{facts['reference_sample']}-image sample: {facts['reference_mismatches']} differ"
+    )
+    print(f"peak memory after the attack benchmarks: {memory:.0f} MiB")
+    base = train_rows[0]
+    print()
+    print(
+        tabulate(
+            [
+                [
+                    r.name,
+                    f"{r.work:,.0f}",
+                    f"{r.seconds:.2f}",
+                    f"{r.per_unit * 1e6:.1f}",
+                    f"{base.seconds / r.seconds:.1f}×",
+                ]
+                for r in train_rows
+            ],
+            headers=("mlp training", "steps", "seconds", "µs per step", "speed-up"),
+        )
+    )
+    if args.json_path:
+        out = {
+            "attack": [vars(r) for r in rows],
+            "training": [vars(r) for r in train_rows],
+            **facts,
+            "peak_rss_mb": memory,
+            "n": n,
+        }
+        args.json_path.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from advbench import benchmark, data, figures, graph, progress, report, runner
+    from advbench import benchmark, data, graph, progress, report, results, runner
 
     plugins = _load_plugins(args)
     models = plugins.models.select(args.models)
@@ -341,55 +475,80 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise AdvbenchError("nothing to run: no models or no attacks are registered")
     sets = parse_sets(args.set, {m.name for m in models} | {a.name for a in attacks})
     plan = benchmark.plan(
-        models, attacks, sets, args.seed, args.model_seed, args.limit,
-        args.batch_size or runner.DEFAULT_BATCH, args.mnist_dir,
-    )  # fmt: skip
+        models,
+        attacks,
+        sets,
+        args.seed,
+        args.model_seed,
+        args.limit,
+        args.batch_size or runner.DEFAULT_BATCH,
+        args.mnist_dir,
+    )
     data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
-    out = args.out or _default_out()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "records.csv").unlink(missing_ok=True)
-    results: dict[str, Any] = {
-        "run": {
-            "command": "advbench " + shlex.join(argv),
-            "seed": args.seed,
-            "n": None,
-            "data_checksum": data.checksum(),
-            "versions": graph.versions(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-        "models": [],
-        "cells": [],
-    }
-    pictures: list[str] = []
+    store = results.Store(args.db or results.default_db())
+    try:
+        key = results.run_key(benchmark.describe(plan))
+        run_id = None if args.fresh else store.find_run(key)
+        if run_id is None:
+            command = "advbench " + shlex.join(argv)
+            run_id = store.create_run(
+                key, command, args.seed, data.checksum(), graph.versions(), benchmark.describe(plan)
+            )
+        else:
+            done = len(store.done_labels(run_id))
+            print(
+                f"resuming {run_id}: {done} of {len(plan.cells) * len(plan.models)} cells "
+                "already done",
+                file=sys.stderr,
+            )
+        with progress.bars(args.progress) as bars:
+            benchmark.execute(plan, store, run_id, bars=bars)
+        store.finish_run(run_id)
+        out = args.out or Path("reports") / run_id
+        finished = report.render(store, run_id, out, pictures=not args.no_figures)
+    finally:
+        store.close()
+    print(report.table(finished))
+    failed = [c for c in finished["cells"] if c["status"] != "done"]
+    print(f"\nrun {run_id}: wrote {out}/report.md, results.json, records.csv")
+    if failed:
+        print(f"advbench: {len(failed)} cell(s) failed; see the table", file=sys.stderr)
+        return 1
+    return 0
 
-    def on_model(info: dict[str, Any]) -> None:
-        results["models"].append(info)
-        results["run"]["n"] = info["n"]
 
-    def on_cell(cell: benchmark.CellResult, images: np.ndarray) -> None:
-        label = cell.spec.label
-        entry = {"model": cell.model, "attack": cell.spec.attack.name, "label": label,
-                 "params": cell.spec.params, **cell.summary}  # fmt: skip
-        budget = cell.spec.attack.budget(cell.spec.params)
-        if budget:
-            entry["budget"] = {"norm": budget[0], "eps": budget[1]}
-        results["cells"].append(entry)
-        report.append_records(out, cell.model, label, cell.records.rows())
-        if not args.no_figures:
-            name = f"{cell.model}-{len(results['cells']):02d}-{cell.spec.attack.name}.png"
-            if figures.adversarial_grid(
-                cell.records, images, out / name, f"{cell.model} × {label}"
-            ):
-                pictures.append(name)
-        report.write_json(out, results)
+def cmd_report(args: argparse.Namespace) -> int:
+    from advbench import report, results
 
-    with progress.bars(args.progress) as bars:
-        benchmark.execute(plan, on_model, on_cell, bars=bars)
-    results["run"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    report.write_json(out, results)
-    report.write_markdown(out, results, pictures)
-    print(report.table(results))
-    print(f"\nwrote {out}/report.md, results.json, records.csv")
+    db = Path(args.db or results.default_db())
+    if not db.is_file():
+        raise AdvbenchError(f"results database {db} does not exist")
+    store = results.Store(db)
+    try:
+        if args.list:
+            from tabulate import tabulate
+
+            print(
+                tabulate(
+                    [
+                        [r["id"], r["cells"], r["finished"] or "unfinished", r["command"]]
+                        for r in store.runs()
+                    ],
+                    headers=("run", "cells", "finished", "command"),
+                )
+            )
+            return 0
+        if args.compare:
+            a, b = (store.load_run(store.resolve_run(r)) for r in args.compare)
+            print(report.compare(a, b, args.format))
+            return 0
+        run_id = store.resolve_run(args.run)
+        out = args.out or Path("reports") / run_id
+        rendered = report.render(store, run_id, out, args.format, pictures=not args.no_figures)
+    finally:
+        store.close()
+    print(report.table(rendered, report.FORMATS[args.format]))
+    print(f"\nrendered {run_id} into {out}")
     return 0
 
 
@@ -404,6 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args, argv)
         return {
+            "bench": cmd_bench,
+            "report": cmd_report,
             "plugins": cmd_plugins,
             "describe": cmd_describe,
             "train": cmd_train,

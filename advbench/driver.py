@@ -28,34 +28,66 @@ def early_stopping_loop(
     x_start = attack.initial(net, start, params)
     state0 = tuple(attack.initial_state(net, StepInputs(**{**vars(start), "x": x_start}), params))
 
+    # Iteration i sees the images after i steps: it first scores them (success check) and then
+    # steps the rest. The success forward pass and the step's own forward pass are then on the
+    # same tensor, so they are computed once; a final pass at i == max_iter only scores.
     def cond(i, pos, x, x0, y, tgt, idx, cur_pred, final_x, done_at, pred_out, *state):
-        return t.logical_and(i < max_iter, t.size(pos) > 0)
+        return t.logical_and(i <= max_iter, t.size(pos) > 0)
 
     def body(i, pos, x, x0, y, tgt, idx, cur_pred, final_x, done_at, pred_out, *state):
         s = StepInputs(x, x0, y, tgt, idx, i, b.seed, tuple(state))
-        x_next, state_next = attack.step_with_state(net, s, params)
-        logits = net.logits(x_next)
-        won = attack.success(net, logits, StepInputs(x_next, x0, y, tgt, idx, i, b.seed), params)
+        logits = net.logits(x)
         pred = t.argmax(logits, 1)
+        won = t.logical_and(i > 0, attack.success(net, logits, s, params))
         at = t.boolean_mask(pos, won)[:, None]
-        final_x = t.tensor_scatter_nd_update(final_x, at, t.boolean_mask(x_next, won))
-        done_at = t.tensor_scatter_nd_update(done_at, at, t.fill([t.shape(at)[0]], i + 1))
+        final_x = t.tensor_scatter_nd_update(final_x, at, t.boolean_mask(x, won))
+        done_at = t.tensor_scatter_nd_update(done_at, at, t.fill([t.shape(at)[0]], i))
         pred_out = t.tensor_scatter_nd_update(pred_out, at, t.boolean_mask(pred, won))
         keep = t.logical_not(won)
-        kept = [t.boolean_mask(v, keep) for v in (pos, x_next, x0, y, tgt, idx, pred, *state_next)]
-        return (i + 1, *kept[:7], final_x, done_at, pred_out, *kept[7:])
+        kept = [t.boolean_mask(v, keep) for v in (pos, x, x0, y, tgt, idx, pred, *state)]
+        pos, x, x0, y, tgt, idx, pred, *state = kept
+        s = StepInputs(x, x0, y, tgt, idx, i, b.seed, tuple(state))
+        x_next, state_next = attack.step_with_state(net, s, params)
+        last = i >= max_iter  # the final pass only scores: nothing moves
+        x_next = t.where(last, x, x_next)
+        state_next = [t.where(last, old, new) for old, new in zip(state, state_next, strict=True)]
+        return (i + 1, pos, x_next, x0, y, tgt, idx, pred, final_x, done_at, pred_out, *state_next)
 
     vec, mat = t.TensorShape([None]), t.TensorShape([None, 784])
     state_shapes = [t.TensorShape([None]).concatenate(s.shape[1:]) for s in state0]
     loop = t.compat.v1.while_loop(
         cond,
         body,
-        [t.constant(0), t.range(n), x_start, b.x, b.labels, b.targets, b.index, b.labels,
-         b.x, t.zeros([n], t.int32), t.fill([n], t.constant(-1, t.int64)), *state0],
-        shape_invariants=[t.TensorShape([]), vec, mat, mat, vec, vec, vec, vec, mat, vec, vec,
-                          *state_shapes],
+        [
+            t.constant(0),
+            t.range(n),
+            x_start,
+            b.x,
+            b.labels,
+            b.targets,
+            b.index,
+            b.labels,
+            b.x,
+            t.zeros([n], t.int32),
+            t.fill([n], t.constant(-1, t.int64)),
+            *state0,
+        ],
+        shape_invariants=[
+            t.TensorShape([]),
+            vec,
+            mat,
+            mat,
+            vec,
+            vec,
+            vec,
+            vec,
+            mat,
+            vec,
+            vec,
+            *state_shapes,
+        ],
         back_prop=False,
-    )  # fmt: skip
+    )
     pos_left, x_left, pred_left = loop[1], loop[2], loop[7]
     final_x, done_at, pred_out = loop[8], loop[9], loop[10]
     # Rows that never succeeded end where the loop left them, with their last prediction.

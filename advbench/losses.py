@@ -14,9 +14,13 @@ from advbench.model import Network
 from advbench.params import Param
 
 LOSS_PARAM = Param(
-    "loss", "xent", "objective: xent (cross-entropy on logits), cw (logit margin), "
-    "model (the model's own training loss and gradient)", str, choices=("xent", "cw", "model"),
-)  # fmt: skip
+    "loss",
+    "xent",
+    "objective: xent (cross-entropy on logits), cw (logit margin), "
+    "model (the model's own training loss and gradient)",
+    str,
+    choices=("xent", "cw", "model"),
+)
 
 
 def margin(logits, classes, onehot):

@@ -24,6 +24,15 @@ class Network(ABC):
     #: The variables a checkpoint saves and restores.
     variables: list[Any]
 
+    def memo(self, name: str, x, build):
+        """`build(x)` once per input tensor: a step's forward pass and the success check on
+        the same images share their ops instead of computing the network twice."""
+        cache = self.__dict__.setdefault("_memo", {})
+        key = (name, x.ref())
+        if key not in cache:
+            cache[key] = build(x)
+        return cache[key]
+
     @abstractmethod
     def logits(self, x):
         """Pre-activation class scores [batch, 10]; predictions are their argmax."""
@@ -65,6 +74,9 @@ class Model(ABC):
     #: Training on one thread makes float reductions ordered, hence bit-reproducible; a model
     #: whose training is too slow for that may use all cores (and must say so in its docs).
     single_threaded_training: ClassVar[bool] = True
+    #: Run training steps inside a `tf.while_loop` (needs a `train_step` that can be built
+    #: twice on the same network: optimizers must reuse their slot variables).
+    in_graph_training: ClassVar[bool] = False
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """This model's hyper-parameters: defaults updated by `overrides`, validated."""

@@ -51,8 +51,12 @@ def per_image_iterations(
     result = np.zeros(len(images), np.int32)
     finals = images.copy()
     for k in range(len(images)):
-        feed = {x0: images[k : k + 1], y: labels[k : k + 1], tgt: targets[k : k + 1],
-                idx: indices[k : k + 1]}  # fmt: skip
+        feed = {
+            x0: images[k : k + 1],
+            y: labels[k : k + 1],
+            tgt: targets[k : k + 1],
+            idx: indices[k : k + 1],
+        }
         if (
             not attack.attacks_misclassified
             and sess.run(pred, {**feed, x: images[k : k + 1]})[0] != labels[k]

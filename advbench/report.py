@@ -1,4 +1,8 @@
-"""Turning results into what people read: a tabulate table, report.md, results.json, CSV."""
+"""Turning stored results into what people read: tables, report.md, results.json, CSV, pictures.
+
+Everything here reads the results database only, so `advbench report RUN` renders any stored
+run again without recomputing, and renders it exactly as `advbench run` did.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+FORMATS = {"markdown": "github", "github": "github", "latex": "latex", "plain": "plain"}
 CELL_HEADERS = (
     "model",
     "attack",
@@ -43,6 +48,15 @@ RECORD_FIELDS = (
     "linf",
     "confidence",
 )
+COMPARED = (
+    "clean_accuracy",
+    "adversarial_accuracy",
+    "flip_rate",
+    "mean_l2",
+    "median_l2",
+    "mean_linf",
+    "seconds",
+)
 
 
 def _fmt(value: Any, digits: int = 4) -> Any:
@@ -54,9 +68,12 @@ def _fmt(value: Any, digits: int = 4) -> Any:
 
 
 def cell_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
-    """One table row per cell, in CELL_HEADERS order."""
+    """One table row per cell, in CELL_HEADERS order (failed cells say why)."""
     rows = []
     for c in cells:
+        if c.get("status", "done") != "done":
+            rows.append([c["model"], c["label"], "FAILED", c.get("error", ""), *[""] * 11])
+            continue
         its = c["iterations_to_flip"]
         rows.append(
             [
@@ -80,18 +97,19 @@ def cell_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-def model_rows(models: Iterable[dict[str, Any]]) -> list[list[Any]]:
-    return [[m["name"], m["n"], _fmt(m["clean_accuracy"]), m.get("checkpoint", "")] for m in models]
-
-
 def robust_accuracy_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
     """Adversarial accuracy at each budget of the budgeted, untargeted cells."""
     rows = [
-        [c["model"], c["attack"], c["budget"]["norm"], c["budget"]["eps"],
-         _fmt(c["adversarial_accuracy"])]
+        [
+            c["model"],
+            c["attack"],
+            c["budget"]["norm"],
+            c["budget"]["eps"],
+            _fmt(c["adversarial_accuracy"]),
+        ]
         for c in cells
-        if "budget" in c and "success_rate" not in c
-    ]  # fmt: skip
+        if "budget" in c and "success_rate" not in c and c.get("status", "done") == "done"
+    ]
     return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3]))
 
 
@@ -106,17 +124,14 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_json(out: Path, results: dict[str, Any]) -> None:
-    """results.json, replaced atomically so a reader never sees half a file."""
-    _write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-
-
-def write_markdown(out: Path, results: dict[str, Any], figures: list[str] | None = None) -> None:
-    """report.md: the run's settings, the models, the cells and any pictures."""
+def markdown(results: dict[str, Any], fmt: str, figures: list[str]) -> str:
+    """report.md: settings, models, cells, budgets, targeted results, parameters, pictures."""
     run = results["run"]
+    tf = FORMATS[fmt]
     lines = [
         "# advbench report",
         "",
+        f"- run: `{run.get('id', '')}`",
         f"- command: `{run['command']}`",
         f"- seed: {run['seed']}, images: {run['n']}, data checksum: {run['data_checksum']}",
         f"- versions: {', '.join(f'{k} {v}' for k, v in run['versions'].items())}",
@@ -124,19 +139,28 @@ def write_markdown(out: Path, results: dict[str, Any], figures: list[str] | None
         "## Models",
         "",
         tabulate(
-            model_rows(results["models"]),
-            headers=("model", "n", "clean accuracy", "checkpoint"),
-            tablefmt="github",
+            [
+                [
+                    m["name"],
+                    m["n"],
+                    _fmt(m["clean_accuracy"]),
+                    m.get("seed", ""),
+                    Path(m.get("checkpoint", "")).name,
+                ]
+                for m in results["models"]
+            ],
+            headers=("model", "n", "clean accuracy", "training seed", "checkpoint"),
+            tablefmt=tf,
         ),
         "",
         "## Model × attack",
         "",
-        table(results),
+        table(results, tf),
         "",
-        "Flip rate: share of initially correct images whose prediction leaves the true label",
-        "within the budget. Iterations-to-flip (its): attack steps applied when the prediction",
-        "first left the true label, over flipped images (the tutorial prints this minus one).",
-        "Mean L2/L∞: over flipped images. Per-image records: `records.csv`.",
+        "Flip/success: share of attacked images whose prediction left the true label (or, for",
+        "targeted attacks, became the target) within the budget; images the model already",
+        "misclassifies are not attacked. Iterations-to-flip (its): attack steps applied when that",
+        "happened (the tutorial prints this minus one). L2/L∞: over successful images.",
         "",
     ]
     sweeps = robust_accuracy_rows(results["cells"])
@@ -144,42 +168,117 @@ def write_markdown(out: Path, results: dict[str, Any], figures: list[str] | None
         lines += [
             "## Robust accuracy by budget",
             "",
-            tabulate(sweeps, headers=("model", "attack", "norm", "eps", "robust accuracy"),
-                     tablefmt="github"),
+            tabulate(
+                sweeps, headers=("model", "attack", "norm", "eps", "robust accuracy"), tablefmt=tf
+            ),
             "",
-        ]  # fmt: skip
+        ]
     targeted = [c for c in results["cells"] if "success_rate" in c]
     if targeted:
         lines += [
             "## Targeted attacks",
             "",
             tabulate(
-                [[c["model"], c.get("label", c["attack"]), c["attacked"], _fmt(c["success_rate"]),
-                  _fmt(c["mean_target_confidence"]),
-                  " ".join(f"{k}:{v:.2f}" for k, v in c["per_target"].items())]
-                 for c in targeted],
-                headers=("model", "attack", "rows", "success to target",
-                         "mean target confidence", "success by target class"),
-                tablefmt="github",
+                [
+                    [
+                        c["model"],
+                        c["label"],
+                        c["attacked"],
+                        _fmt(c["success_rate"]),
+                        _fmt(c["mean_target_confidence"]),
+                        " ".join(f"{k}:{v:.2f}" for k, v in c["per_target"].items()),
+                    ]
+                    for c in targeted
+                ],
+                headers=(
+                    "model",
+                    "attack",
+                    "rows",
+                    "success to target",
+                    "mean target confidence",
+                    "success by target class",
+                ),
+                tablefmt=tf,
             ),
             "",
-        ]  # fmt: skip
+        ]
     lines += ["## Parameters", ""]
     for c in results["cells"]:
         params = ", ".join(f"{k}={v}" for k, v in c["params"].items())
-        lines.append(f"- {c['model']} × {c.get('label', c['attack'])}: {params}")
-    for fig in figures or []:
-        lines += ["", f"![{fig}]({fig})"]
-    _write_atomic(out / "report.md", "\n".join(lines) + "\n")
+        lines.append(f"- {c['model']} × {c['label']}: {params}")
+    if figures:
+        lines += ["", "## Pictures", ""]
+        lines += [f"![{fig}]({fig})" for fig in figures]
+    return "\n".join(lines) + "\n"
 
 
-def append_records(out: Path, model: str, attack: str, rows: list[dict[str, Any]]) -> None:
-    """Add one cell's per-image records to records.csv (header written once)."""
-    path = out / "records.csv"
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=RECORD_FIELDS)
-        if new:
-            writer.writeheader()
-        for row in rows:
-            writer.writerow({"model": model, "attack": attack, **row})
+def render(
+    store: Any, run_id: str, out: Path, fmt: str = "markdown", pictures: bool = True
+) -> dict[str, Any]:
+    """Write results.json, records.csv, report.md and the pictures of a stored run."""
+    from advbench import figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    results = store.load_run(run_id)
+    for c in results["cells"]:
+        c.pop("cell_id", None)
+    _write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    stored = store.load_run(run_id)["cells"]
+    tmp = out / ".records.csv.tmp"
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(RECORD_FIELDS)
+        for c in stored:
+            if c["status"] != "done":
+                continue
+            r = store.records(c["cell_id"])
+            for i in range(len(r["idx"])):
+                writer.writerow(
+                    [
+                        c["model"],
+                        c["label"],
+                        r["idx"][i],
+                        r["label"][i],
+                        r["target"][i],
+                        r["clean_pred"][i],
+                        r["adv_pred"][i],
+                        bool(r["attacked"][i]),
+                        bool(r["flipped"][i]),
+                        r["iterations"][i],
+                        r["l2"][i],
+                        r["linf"][i],
+                        r["confidence"][i],
+                    ]
+                )
+    os.replace(tmp, out / "records.csv")
+    names = figures.render_all(store, stored, out) if pictures else []
+    _write_atomic(out / "report.md", markdown(results, fmt, names))
+    return results
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], fmt: str = "markdown") -> str:
+    """Every metric of the cells two runs share, side by side with the difference."""
+    index = {(c["model"], c["label"]): c for c in b["cells"] if c.get("status") == "done"}
+    rows = []
+    for c in a["cells"]:
+        other = index.get((c["model"], c["label"]))
+        if other is None or c.get("status") != "done":
+            continue
+        for key in COMPARED:
+            x, y = c.get(key), other.get(key)
+            diff = None if x is None or y is None else y - x
+            rows.append(
+                [
+                    c["model"],
+                    c["label"],
+                    key,
+                    _fmt(x),
+                    _fmt(y),
+                    _fmt(diff) if diff is not None else "—",
+                ]
+            )
+    return tabulate(
+        rows,
+        headers=("model", "attack", "metric", a["run"]["id"], b["run"]["id"], "difference"),
+        tablefmt=FORMATS[fmt],
+    )

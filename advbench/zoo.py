@@ -86,6 +86,7 @@ def train(
     data_dir: str | None = None,
     root: Path | None = None,
     on_progress: Callable[[int, int, float | None], None] | None = None,
+    in_graph: bool | None = None,
 ) -> Path:
     """Train `model` from scratch with `seed`, save it under `root`, return its directory.
 
@@ -94,6 +95,10 @@ def train(
     weights. `on_progress(step, total, accuracy_or_None)` is called after each step; every 1,000
     steps (and at the end) with the accuracy on the first 1,000 test images, as the tutorial
     prints it. A model that trains outside the graph (Keras) supplies its weights via `fit`.
+
+    `in_graph` (default: the model's `in_graph_training`) runs 1,000 steps per `sess.run`
+    inside a `tf.while_loop`, gathering each batch from the training set held in the graph, in
+    exactly the order `next_batch` gives; otherwise one `sess.run` per step, as the tutorial.
     """
     t = tf()
     root = root or cache_root()
@@ -109,8 +114,19 @@ def train(
         net = model.build(config)
         step_op = None if model.trains_outside_graph else model.train_step(net, x, y, config)
         predictions = t.argmax(net.logits(x), 1)
+        if in_graph is None:
+            in_graph = model.in_graph_training
+        loop = (
+            _in_graph_loop(model, net, config, data) if in_graph and step_op is not None else None
+        )
         saver = t.compat.v1.train.Saver(var_list=net.variables, max_to_keep=None)
-        init = t.compat.v1.global_variables_initializer()
+        init = t.compat.v1.variables_initializer(
+            [
+                v
+                for v in t.compat.v1.global_variables()
+                if v.name.split(":")[0] not in ("train_images", "train_labels")
+            ]
+        )
     test = data.test
     first_x, first_y = test.images[:1000], test.labels_int[:1000]
     history: list[list[float]] = []
@@ -123,6 +139,22 @@ def train(
                 for var in net.variables:
                     var.load(fitted.weights[var.op.name], sess)
             steps, extra_record = fitted.steps, fitted.info
+        elif loop is not None:
+            steps, batch_size = int(config["steps"]), int(config["batch_size"])
+            extra = model.train_feed(net, config)
+            sess.run(
+                loop.init, {loop.images_ph: data.train.images, loop.labels_ph: data.train.labels}
+            )
+            done = 0
+            while done < steps:
+                chunk = min(EVAL_EVERY, steps - done)
+                order = np.stack([data.train.next_indices(batch_size) for _ in range(chunk)])
+                sess.run(loop.run, {loop.order: order, **extra})
+                done += chunk
+                acc = _evaluate(sess, x, predictions, first_x, first_y)
+                history.append([done, acc])
+                if on_progress:
+                    on_progress(done, steps, acc)
         else:
             steps, batch_size = int(config["steps"]), int(config["batch_size"])
             extra = model.train_feed(net, config)
@@ -154,6 +186,34 @@ def train(
         with graph.as_default():
             name = checkpoint_name(model, config, seed)
             return _save_atomically(saver, sess, root, name, record)
+
+
+@dataclass
+class _Loop:
+    init: Any
+    images_ph: Any
+    labels_ph: Any
+    order: Any
+    run: Any
+
+
+def _in_graph_loop(model: Model, net: Network, config: Mapping[str, Any], data) -> _Loop:
+    """Training steps inside one `tf.while_loop`, the training set held in graph variables."""
+    t = tf()
+    images_ph = t.compat.v1.placeholder(t.float32, data.train.images.shape)
+    labels_ph = t.compat.v1.placeholder(t.float32, data.train.labels.shape)
+    images = t.Variable(images_ph, trainable=False, name="train_images")
+    labels = t.Variable(labels_ph, trainable=False, name="train_labels")
+    order = t.compat.v1.placeholder(t.int64, [None, int(config["batch_size"])], name="order")
+
+    def body(i):
+        step = model.train_step(net, t.gather(images, order[i]), t.gather(labels, order[i]), config)
+        with t.control_dependencies([step]):
+            return i + 1
+
+    run = t.compat.v1.while_loop(lambda i: i < t.shape(order)[0], body, [t.constant(0)])
+    init = t.compat.v1.variables_initializer([images, labels])
+    return _Loop(init, images_ph, labels_ph, order, run)
 
 
 def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any]) -> Path:

@@ -49,12 +49,21 @@ class CNNNetwork(Network):
         self.W_fc2, self.b_fc2 = _weight([1024, 10], "W_fc2"), _bias([10], "b_fc2")
         self.keep_prob = t.compat.v1.placeholder_with_default(1.0, [], name="keep_prob")
         self.variables = [
-            self.W_conv1, self.b_conv1, self.W_conv2, self.b_conv2,
-            self.W_fc1, self.b_fc1, self.W_fc2, self.b_fc2,
-        ]  # fmt: skip
+            self.W_conv1,
+            self.b_conv1,
+            self.W_conv2,
+            self.b_conv2,
+            self.W_fc1,
+            self.b_fc1,
+            self.W_fc2,
+            self.b_fc2,
+        ]
 
     def layers(self, x) -> dict[str, Any]:
         """Every named node of the forward pass (the first call gets the tutorial's names)."""
+        return self.memo("layers", x, self._layers)
+
+    def _layers(self, x) -> dict[str, Any]:
         t = tf()
 
         def conv2d(a, w):
@@ -73,8 +82,15 @@ class CNNNetwork(Network):
         h_fc1_drop = t.nn.dropout(h_fc1, rate=1.0 - self.keep_prob, name="h_fc1_drop")
         logits = t.matmul(h_fc1_drop, self.W_fc2) + self.b_fc2
         y_conv = t.nn.softmax(logits, name="output")
-        return {"h_conv1": h_conv1, "h_pool1": h_pool1, "h_conv2": h_conv2, "h_pool2": h_pool2,
-                "h_fc1": h_fc1, "logits": logits, "output": y_conv}  # fmt: skip
+        return {
+            "h_conv1": h_conv1,
+            "h_pool1": h_pool1,
+            "h_conv2": h_conv2,
+            "h_pool2": h_pool2,
+            "h_fc1": h_fc1,
+            "logits": logits,
+            "output": y_conv,
+        }
 
     def logits(self, x):
         return self.layers(x)["logits"]
@@ -96,9 +112,16 @@ class CNN(Model):
         Param("learning_rate", 1e-4, "Adam learning rate", float, minimum=0.0, min_exclusive=True),
         Param("batch_size", 50, "training batch size", int, minimum=1, maximum=55000),
         Param("steps", 10000, "training steps", int, minimum=1),
-        Param("keep_prob", 0.5, "dropout keep probability in training", float,
-              minimum=0.0, maximum=1.0, min_exclusive=True),
-    )  # fmt: skip
+        Param(
+            "keep_prob",
+            0.5,
+            "dropout keep probability in training",
+            float,
+            minimum=0.0,
+            maximum=1.0,
+            min_exclusive=True,
+        ),
+    )
     input_name = "input"
     label_name = "y_"
     single_threaded_training = False

@@ -88,10 +88,11 @@ class CarliniWagnerL2(Attack):
 
             zeros = t.zeros_like(w0)
             out = t.compat.v1.while_loop(
-                cond, body,
+                cond,
+                body,
                 [t.constant(0), w0, zeros, zeros, best_l2, best_x, best_at, t.zeros([n], t.bool)],
                 back_prop=False,
-            )  # fmt: skip
+            )
             best_l2, best_x, best_at, won = out[4], out[5], out[6], out[7]
             upper = t.where(won, t.minimum(upper, const), upper)
             lower = t.where(won, lower, t.maximum(lower, const))

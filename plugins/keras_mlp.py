@@ -55,11 +55,17 @@ class KerasMLP(Model):
     description = "Keras Sequential Dense(128 sigmoid)-Dense(10 sigmoid), MSE, SGD (tutorial 5.6)"
     params = (
         Param("hidden", 128, "hidden units", int, minimum=1),
-        Param("learning_rate", 0.01, "SGD learning rate (Keras default)", float,
-              minimum=0.0, min_exclusive=True),
+        Param(
+            "learning_rate",
+            0.01,
+            "SGD learning rate (Keras default)",
+            float,
+            minimum=0.0,
+            min_exclusive=True,
+        ),
         Param("batch_size", 10, "training batch size", int, minimum=1, maximum=55000),
         Param("epochs", 1, "training epochs", int, minimum=1),
-    )  # fmt: skip
+    )
     trains_outside_graph = True
 
     def build(self, config: Mapping[str, Any]) -> KerasMLPNetwork:
@@ -92,8 +98,15 @@ class KerasMLP(Model):
                 if on_progress:
                     on_progress(batch + 1, total, None)
 
-        model.fit(x, y, epochs=config["epochs"], batch_size=config["batch_size"],
-                  shuffle=False, verbose=0, callbacks=[Report()])  # fmt: skip
+        model.fit(
+            x,
+            y,
+            epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            shuffle=False,
+            verbose=0,
+            callbacks=[Report()],
+        )
         # The tutorial reports accuracy on the training images it trained on.
         _, train_acc = model.evaluate(data.train.images, data.train.labels, verbose=0)
         dense_1, dense_2 = model.layers
@@ -103,8 +116,11 @@ class KerasMLP(Model):
             "dense_1/kernel": dense_2.kernel.numpy(),
             "dense_1/bias": dense_2.bias.numpy(),
         }
-        return Fitted(weights, total, {"keras_train_accuracy": float(train_acc),
-                                       "keras_version": keras.__version__})  # fmt: skip
+        return Fitted(
+            weights,
+            total,
+            {"keras_train_accuracy": float(train_acc), "keras_version": keras.__version__},
+        )
 
 
 @hookimpl

@@ -34,11 +34,18 @@ class Square(Attack):
     params = (
         Param("eps", 0.3, "L∞ budget", float, minimum=0.0, min_exclusive=True),
         Param("iterations", 1000, "queries after the first", int, minimum=1),
-        Param("p_init", 0.8, "initial share of pixels in a square", float,
-              minimum=0.0, maximum=1.0, min_exclusive=True),
+        Param(
+            "p_init",
+            0.8,
+            "initial share of pixels in a square",
+            float,
+            minimum=0.0,
+            maximum=1.0,
+            min_exclusive=True,
+        ),
         *CLIP_PARAMS,
         SEED_PARAM,
-    )  # fmt: skip
+    )
 
     def linf_budget(self, params: Mapping[str, Any]) -> float:
         return params["eps"]

@@ -55,14 +55,26 @@ class Targeted(_ProbabilityAscent):
     name = "targeted"
     description = "ascend the target probability's normalised gradient from a real image"
     params = (
-        Param("step", 0.02, "step size (in std units of the gradient)", float,
-              minimum=0.0, min_exclusive=True),
+        Param(
+            "step",
+            0.02,
+            "step size (in std units of the gradient)",
+            float,
+            minimum=0.0,
+            min_exclusive=True,
+        ),
         Param("iterations", 5, "most steps", int, minimum=1),
-        Param("confidence", 0.0, "target probability needed to count as success", float,
-              minimum=0.0, maximum=1.0),
+        Param(
+            "confidence",
+            0.0,
+            "target probability needed to count as success",
+            float,
+            minimum=0.0,
+            maximum=1.0,
+        ),
         target_param("all", allow_none=False),
         *CLIP_PARAMS,
-    )  # fmt: skip
+    )
 
 
 class Fooling(Targeted):
@@ -72,16 +84,28 @@ class Fooling(Targeted):
     description = "from uniform noise to a near-certain target class (step 1.0, p >= 0.99)"
     attacks_misclassified = True
     params = (
-        Param("step", 1.0, "step size (in std units of the gradient)", float,
-              minimum=0.0, min_exclusive=True),
+        Param(
+            "step",
+            1.0,
+            "step size (in std units of the gradient)",
+            float,
+            minimum=0.0,
+            min_exclusive=True,
+        ),
         Param("iterations", 20, "most steps", int, minimum=1),
-        Param("confidence", 0.99, "target probability needed to count as success", float,
-              minimum=0.0, maximum=1.0),
+        Param(
+            "confidence",
+            0.99,
+            "target probability needed to count as success",
+            float,
+            minimum=0.0,
+            maximum=1.0,
+        ),
         Param("samples", 100, "noise images (rows × every target class)", int, minimum=1),
         target_param("all", allow_none=False),
         *CLIP_PARAMS,
         SEED_PARAM,
-    )  # fmt: skip
+    )
 
     def max_images(self, params: Mapping[str, Any]) -> int:
         return params["samples"]

@@ -12,6 +12,7 @@ import pytest
 # Tests never touch the user's cache: trained checkpoints go to a throw-away directory.
 os.environ["ADVBENCH_HOME"] = tempfile.mkdtemp(prefix="advbench-test-home-")
 os.environ.pop("ADVBENCH_MNIST_DIR", None)
+os.environ["ADVBENCH_DB"] = os.path.join(os.environ["ADVBENCH_HOME"], "results.sqlite")
 for var in ("ADVBENCH_PLUGINS_DIR", "ADVBENCH_PLUGINS_ALLOW", "ADVBENCH_PLUGINS_BLOCK"):
     os.environ.pop(var, None)
 

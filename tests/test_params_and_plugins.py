@@ -40,9 +40,17 @@ def test_attack_rejects_inverted_clip_range(registry):
 def test_builtins_register_through_the_hooks(registry):
     assert registry.models.names() == ["mlp", "softmax", "cnn", "keras-mlp"]
     assert registry.attacks.names() == [
-        "noise", "ifgsm", "fgsm", "pgd", "mim", "deepfool", "cw-l2", "square", "targeted",
+        "noise",
+        "ifgsm",
+        "fgsm",
+        "pgd",
+        "mim",
+        "deepfool",
+        "cw-l2",
+        "square",
+        "targeted",
         "fooling",
-    ]  # fmt: skip
+    ]
     assert registry.info["mlp"].source == "builtin"
     assert registry.info["ifgsm"].attacks == ["ifgsm"]
     assert not registry.errors

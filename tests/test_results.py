@@ -1,0 +1,186 @@
+"""The results database: killed runs resume, failures are recorded, reports re-render."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+from advbench.cli import main
+
+RUN = [
+    "run",
+    "--models",
+    "mlp,softmax",
+    "--attacks",
+    "noise,ifgsm,fgsm",
+    "--limit",
+    "150",
+    "--set",
+    "noise.iterations=120",
+]
+
+
+def _cells_done(db) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM cells WHERE status='done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _numbers(path) -> dict:
+    """results.json without what legitimately differs between two runs (ids, times)."""
+    res = json.loads((path / "results.json").read_text())
+    return {
+        (c["model"], c["label"]): {
+            k: v for k, v in c.items() if k not in ("seconds", "images_per_second")
+        }
+        for c in res["cells"]
+    }
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    db = tmp_path / "killed.sqlite"
+    cmd = [sys.executable, "-m", "advbench", *RUN, "--db", str(db), "--out", str(tmp_path / "k")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while _cells_done(db) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _cells_done(db)
+    assert 2 <= done_before < 6, "the kill should land mid-run"
+    with sqlite3.connect(db) as con:
+        before = {
+            row[0]: row[1] for row in con.execute("SELECT label || model, created FROM cells")
+        }
+        records_before = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    assert records_before > 0
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{done_before} of 6 cells already done" in resumed.stderr
+    with sqlite3.connect(db) as con:
+        after = {row[0]: row[1] for row in con.execute("SELECT label || model, created FROM cells")}
+        assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    assert len(after) == 6
+    for key, created in before.items():  # finished cells untouched, not duplicated
+        assert after[key] == created
+
+    clean = tmp_path / "clean.sqlite"
+    assert main([*RUN, "--db", str(clean), "--out", str(tmp_path / "c"), "--no-figures"]) == 0
+    assert _numbers(tmp_path / "k") == _numbers(tmp_path / "c")
+
+
+def test_a_failing_attack_is_recorded_and_the_rest_completes(tmp_path, capsys):
+    (tmp_path / "plugs").mkdir()
+    (tmp_path / "plugs" / "broken_attack.py").write_text(
+        textwrap.dedent("""
+        from advbench import hookimpl
+        from advbench.attack import Attack, CLIP_PARAMS
+        from advbench.params import Param
+
+        class Exploding(Attack):
+            name = "exploding"
+            params = (Param("iterations", 3, "", int, minimum=1), *CLIP_PARAMS)
+            def step(self, net, s, params):
+                return s.x * float("nan")
+
+        class Raising(Attack):
+            name = "raising"
+            params = (Param("iterations", 3, "", int, minimum=1), *CLIP_PARAMS)
+            def step(self, net, s, params):
+                raise RuntimeError("this attack is broken")
+
+        @hookimpl
+        def register_attacks(register):
+            register(Exploding())
+            register(Raising())
+    """)
+    )
+    args = [
+        "run",
+        "--models",
+        "mlp",
+        "--attacks",
+        "exploding,raising,fgsm",
+        "--limit",
+        "50",
+        "--plugins",
+        str(tmp_path / "plugs"),
+        "--db",
+        str(tmp_path / "r.sqlite"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(args) == 1  # non-zero: something failed, but everything was written
+    cells = {c["label"]: c for c in json.loads((tmp_path / "o/results.json").read_text())["cells"]}
+    assert cells["exploding"]["status"] == "failed"
+    assert "NaN" in cells["exploding"]["error"]
+    assert cells["raising"]["status"] == "failed"
+    assert "this attack is broken" in cells["raising"]["error"]
+    assert cells["fgsm"]["status"] == "done" and cells["fgsm"]["n"] == 50
+    assert "2 cell(s) failed" in capsys.readouterr().err
+
+
+def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
+    db = str(tmp_path / "r.sqlite")
+    base = [
+        "run",
+        "--models",
+        "mlp",
+        "--attacks",
+        "ifgsm,pgd",
+        "--set",
+        "pgd.eps=0.1,0.2",
+        "--db",
+        db,
+    ]
+    assert main([*base, "--limit", "80", "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--limit", "60", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    runs = json.loads((tmp_path / "a/results.json").read_text())["run"]["id"]
+    assert main(["report", runs, "--db", db, "--out", str(tmp_path / "again")]) == 0
+    for name in ("results.json", "report.md", "records.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    pictures = sorted(p.name for p in (tmp_path / "a").glob("*.png"))
+    assert pictures == sorted(p.name for p in (tmp_path / "again").glob("*.png"))
+    assert {
+        "iterations-cdf.png",
+        "accuracy-vs-iterations.png",
+        "robust-accuracy-vs-eps.png",
+    } <= set(pictures)
+    for p in (tmp_path / "a").glob("*.png"):
+        assert p.stat().st_size > 2000
+        assert f"({p.name})" in (tmp_path / "a/report.md").read_text()
+    assert (
+        main(
+            [
+                "report",
+                runs,
+                "--db",
+                db,
+                "--format",
+                "latex",
+                "--out",
+                str(tmp_path / "tex"),
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
+    assert "\\begin{tabular}" in (tmp_path / "tex/report.md").read_text()
+    other = json.loads((tmp_path / "b/results.json").read_text())["run"]["id"]
+    capsys.readouterr()
+    assert main(["report", "--compare", runs, other, "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "adversarial_accuracy" in out and "difference" in out and "pgd(eps=0.1)" in out
+    assert main(["report", "no-such-run", "--db", db]) == 2
