@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint checkpoints clean
+.PHONY: run test lint checkpoints clean publish bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,7 @@ checkpoints: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The published benchmark in reports/published: every built-in model × attack, whole test set.
+publish: $(STAMP)
+	$(BIN)/advbench run --set pgd.eps=0.05,0.1,0.2,0.3 --out reports/published

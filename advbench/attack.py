@@ -43,13 +43,20 @@ class StepInputs:
     """The tensors one attack step sees; batch tensors hold only the still-active images."""
 
     x: Any  # current adversarial images, float32 [k, 784]
-    x0: Any  # the original images, float32 [k, 784]
+    _x0: Any  # the original images [k, 784], or a function building them on first use
     labels: Any  # true labels, int64 [k]
     targets: Any  # target classes, int64 [k] (equal to labels for untargeted attacks)
     index: Any  # each image's index in the test set, int64 [k] (keys per-image randomness)
     iteration: Any  # 0-based step number, int32 scalar (-1 while building the start point)
     seed: int  # the seed of this attack run
     state: tuple[Any, ...] = field(default_factory=tuple)  # the attack's own per-image state
+
+    @property
+    def x0(self):
+        """The original images, float32 [k, 784] (gathered only if an attack asks for them)."""
+        if callable(self._x0):
+            self._x0 = self._x0()
+        return self._x0
 
     @property
     def onehot(self):

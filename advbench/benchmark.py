@@ -43,7 +43,7 @@ class Plan:
     cells: list[CellSpec]
     seed: int
     limit: int | None
-    batch_size: int
+    batch_size: int | None  # None: each model's attack_batch_size
     data_dir: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -72,7 +72,7 @@ def plan(
     seed: int,
     model_seed: int | None,
     limit: int | None,
-    batch_size: int,
+    batch_size: int | None,
     data_dir: str | None,
 ) -> Plan:
     """Validate every model configuration and attack parameter set of a run."""
@@ -197,7 +197,7 @@ def execute(
                         labels,
                         indices,
                         clean,
-                        p.batch_size,
+                        p.batch_size or model.attack_batch_size,
                         on_progress=progress,
                     )
                     check_records(spec, records)

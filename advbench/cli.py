@@ -466,7 +466,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from advbench import benchmark, data, graph, progress, report, results, runner
+    from advbench import benchmark, data, graph, progress, report, results
 
     plugins = _load_plugins(args)
     models = plugins.models.select(args.models)
@@ -481,7 +481,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.seed,
         args.model_seed,
         args.limit,
-        args.batch_size or runner.DEFAULT_BATCH,
+        args.batch_size,
         args.mnist_dir,
     )
     data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output

@@ -31,30 +31,48 @@ def early_stopping_loop(
     # Iteration i sees the images after i steps: it first scores them (success check) and then
     # steps the rest. The success forward pass and the step's own forward pass are then on the
     # same tensor, so they are computed once; a final pass at i == max_iter only scores.
-    def cond(i, pos, x, x0, y, tgt, idx, cur_pred, final_x, done_at, pred_out, *state):
+    # Finished rows are appended to TensorArrays (one scatter after the loop, not one per
+    # step), and the originals are gathered only for attacks that use them (projections).
+    def cond(i, pos, x, y, tgt, idx, cur_pred, *rest):
         return t.logical_and(i <= max_iter, t.size(pos) > 0)
 
-    def body(i, pos, x, x0, y, tgt, idx, cur_pred, final_x, done_at, pred_out, *state):
-        s = StepInputs(x, x0, y, tgt, idx, i, b.seed, tuple(state))
+    def body(i, pos, x, y, tgt, idx, cur_pred, ta_pos, ta_x, ta_it, ta_pred, *state):
+        def originals(p=pos):
+            return t.gather(b.x, p)
+
+        s = StepInputs(x, originals, y, tgt, idx, i, b.seed, tuple(state))
         logits = net.logits(x)
         pred = t.argmax(logits, 1)
         won = t.logical_and(i > 0, attack.success(net, logits, s, params))
-        at = t.boolean_mask(pos, won)[:, None]
-        final_x = t.tensor_scatter_nd_update(final_x, at, t.boolean_mask(x, won))
-        done_at = t.tensor_scatter_nd_update(done_at, at, t.fill([t.shape(at)[0]], i))
-        pred_out = t.tensor_scatter_nd_update(pred_out, at, t.boolean_mask(pred, won))
+        ta_pos = ta_pos.write(i, t.boolean_mask(pos, won))
+        ta_x = ta_x.write(i, t.boolean_mask(x, won))
+        ta_it = ta_it.write(i, t.fill([t.reduce_sum(t.cast(won, t.int32))], i))
+        ta_pred = ta_pred.write(i, t.boolean_mask(pred, won))
         keep = t.logical_not(won)
-        kept = [t.boolean_mask(v, keep) for v in (pos, x, x0, y, tgt, idx, pred, *state)]
-        pos, x, x0, y, tgt, idx, pred, *state = kept
-        s = StepInputs(x, x0, y, tgt, idx, i, b.seed, tuple(state))
-        x_next, state_next = attack.step_with_state(net, s, params)
-        last = i >= max_iter  # the final pass only scores: nothing moves
-        x_next = t.where(last, x, x_next)
-        state_next = [t.where(last, old, new) for old, new in zip(state, state_next, strict=True)]
-        return (i + 1, pos, x_next, x0, y, tgt, idx, pred, final_x, done_at, pred_out, *state_next)
+        pos, x, y, tgt, idx, pred, *state = [
+            t.boolean_mask(v, keep) for v in (pos, x, y, tgt, idx, pred, *state)
+        ]
+
+        def advance(pos=pos, x=x, y=y, tgt=tgt, idx=idx, state=tuple(state)):
+            s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, state)
+            x_next, state_next = attack.step_with_state(net, s, params)
+            return (x_next, *state_next)
+
+        moved = t.cond(i < max_iter, advance, lambda x=x, state=tuple(state): (x, *state))
+        x_next, state_next = moved[0], list(moved[1:])
+        return (i + 1, pos, x_next, y, tgt, idx, pred, ta_pos, ta_x, ta_it, ta_pred, *state_next)
 
     vec, mat = t.TensorShape([None]), t.TensorShape([None, 784])
     state_shapes = [t.TensorShape([None]).concatenate(s.shape[1:]) for s in state0]
+    arrays = [
+        t.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False, element_shape=shape)
+        for dtype, shape in (
+            (t.int32, [None]),
+            (t.float32, [None, 784]),
+            (t.int32, [None]),
+            (t.int64, [None]),
+        )
+    ]
     loop = t.compat.v1.while_loop(
         cond,
         body,
@@ -62,35 +80,33 @@ def early_stopping_loop(
             t.constant(0),
             t.range(n),
             x_start,
-            b.x,
             b.labels,
             b.targets,
             b.index,
             b.labels,
-            b.x,
-            t.zeros([n], t.int32),
-            t.fill([n], t.constant(-1, t.int64)),
+            *arrays,
             *state0,
         ],
         shape_invariants=[
             t.TensorShape([]),
             vec,
             mat,
-            mat,
             vec,
             vec,
             vec,
             vec,
-            mat,
-            vec,
-            vec,
+            *[t.TensorShape(None)] * 4,
             *state_shapes,
         ],
         back_prop=False,
     )
-    pos_left, x_left, pred_left = loop[1], loop[2], loop[7]
-    final_x, done_at, pred_out = loop[8], loop[9], loop[10]
+    pos_left, x_left, pred_left = loop[1], loop[2], loop[6]
+    ta_pos, ta_x, ta_it, ta_pred = loop[7:11]
     # Rows that never succeeded end where the loop left them, with their last prediction.
-    final_x = t.tensor_scatter_nd_update(final_x, pos_left[:, None], x_left)
-    pred_out = t.tensor_scatter_nd_update(pred_out, pos_left[:, None], pred_left)
+    pos_all = t.concat([ta_pos.concat(), pos_left], 0)[:, None]
+    final_x = t.scatter_nd(pos_all, t.concat([ta_x.concat(), x_left], 0), t.stack([n, 784]))
+    pred_out = t.scatter_nd(
+        pos_all, t.concat([ta_pred.concat(), pred_left], 0), t.cast(t.stack([n]), t.int32)
+    )
+    done_at = t.scatter_nd(ta_pos.concat()[:, None], ta_it.concat(), t.stack([n]))
     return BatchOutputs(final_x, done_at, pred_out)

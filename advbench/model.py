@@ -74,6 +74,9 @@ class Model(ABC):
     #: Training on one thread makes float reductions ordered, hence bit-reproducible; a model
     #: whose training is too slow for that may use all cores (and must say so in its docs).
     single_threaded_training: ClassVar[bool] = True
+    #: Images per attack batch: one batch of the whole test set is fastest for small networks
+    #: (measured: 10,000 beats 2,000 by 25 % on the mlp); big activations need smaller ones.
+    attack_batch_size: ClassVar[int] = 10000
     #: Run training steps inside a `tf.while_loop` (needs a `train_step` that can be built
     #: twice on the same network: optimizers must reuse their slot variables).
     in_graph_training: ClassVar[bool] = False

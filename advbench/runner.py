@@ -20,7 +20,7 @@ from advbench.attack import Attack, BatchInputs
 from advbench.graph import tf
 from advbench.zoo import Loaded
 
-DEFAULT_BATCH = 2000
+DEFAULT_BATCH = 10000
 
 
 @dataclass

@@ -125,6 +125,7 @@ class CNN(Model):
     input_name = "input"
     label_name = "y_"
     single_threaded_training = False
+    attack_batch_size = 1000  # conv activations and their gradients: ~1 GB per 1,000 images
 
     def build(self, config: Mapping[str, Any]) -> CNNNetwork:
         return CNNNetwork()
