@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXAMPLE := plugins/examples/advbench-example/pyproject.toml
 
 .PHONY: run test lint checkpoints clean publish bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(EXAMPLE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e plugins/examples/advbench-example
 	touch $(STAMP)
 
+# The default benchmark: the tutorial's MLP under the tutorial's two attacks, all 10,000 images.
 run: $(STAMP)
-	$(BIN)/advbench run
+	$(BIN)/advbench run --models mlp --attacks noise,ifgsm
+
+# Timing with pytest-benchmark (not part of `make test`); compare with a saved run:
+#   make bench BENCH_ARGS=--benchmark-compare
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-autosave $(BENCH_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	cd plugins/examples/advbench-example && ../../../$(BIN)/python -m pytest -p no:cacheprovider --benchmark-disable
 
 lint: $(STAMP)
 	$(BIN)/ruff check advbench plugins tests

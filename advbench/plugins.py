@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.square",
     "advbench_plugins.targeted",
 )
+BUILTIN_NAMES = frozenset(m.removeprefix("advbench_plugins.") for m in BUILTIN_PLUGINS)
 ENTRY_POINT_GROUP = "advbench"
 ENV_DIR = "ADVBENCH_PLUGINS_DIR"
 ENV_ALLOW = "ADVBENCH_PLUGINS_ALLOW"

@@ -1,0 +1,202 @@
+"""The conformance kit for plugin authors: a pytest plugin (entry point `pytest11`).
+
+Installing advbench makes these fixtures available in any pytest run:
+
+- `advbench_registry`: every loaded plugin's models and attacks;
+- `advbench_model(name)`: a model restored from its checkpoint (trained and cached on a miss);
+- `advbench_sample`: (images, labels, indices) of the first 200 test images;
+- `advbench_checks`: the ready-made checks below, bound to the fixtures.
+
+The checks (`check_model`, `check_attack`) are what every built-in model and attack passes in
+advbench's own test suite. Importing this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+def check_model(loaded: Any, images: np.ndarray, labels: np.ndarray) -> None:
+    """Shapes, probabilities, argmax agreement, and the input gradient vs finite differences."""
+    from advbench.graph import tf
+
+    t = tf()
+    net = loaded.network
+    with loaded.graph.as_default():
+        x = t.compat.v1.placeholder(t.float32, [None, 784])
+        y = t.compat.v1.placeholder(t.float32, [None, 10])
+        logits, probs = net.logits(x), net.probabilities(x)
+        loss, grad = net.loss_gradient(x, y)
+    lg, pr = loaded.session.run([logits, probs], {x: images[:20]})
+    assert lg.shape == pr.shape == (20, 10), "logits and probabilities must be [batch, 10]"
+    assert np.all(np.isfinite(lg)) and np.all(pr >= 0) and np.all(pr <= 1), "bad probabilities"
+    assert np.array_equal(lg.argmax(1), pr.argmax(1)), "argmax of logits and probabilities differ"
+    # the steepest image of a wrong label: float32 differences can resolve its gradient
+    wrong = np.eye(10, dtype=np.float32)[(labels[:100] + 3) % 10]
+    grads, losses = loaded.session.run([grad, loss], {x: images[:100], y: wrong})
+    assert grads.shape == (len(wrong), 784) and losses.shape == (len(wrong),)
+    k = int(np.argmax(np.abs(grads).max(axis=1)))
+    g = grads[k]
+    assert np.abs(g).max() > 0, "the input gradient is zero everywhere"
+    h = 1e-3
+    for p in np.argsort(-np.abs(g))[:4]:
+        up, down = images[k : k + 1].copy(), images[k : k + 1].copy()
+        up[0, p] += h
+        down[0, p] -= h
+        lu, ld = loaded.session.run(
+            loss, {x: np.concatenate([up, down]), y: np.repeat(wrong[k : k + 1], 2, 0)}
+        )
+        fd = float(lu - ld) / (2 * h)
+        tol = 0.05 * abs(float(g[p])) + 1e-3 * float(np.abs(g).max())
+        assert abs(fd - float(g[p])) <= tol, f"gradient {g[p]:.4g} vs finite difference {fd:.4g}"
+
+
+def check_attack(
+    loaded: Any,
+    attack: Any,
+    overrides: Mapping[str, str] | None,
+    images: np.ndarray,
+    labels: np.ndarray,
+    seed: int = 0,
+) -> Any:
+    """Pixel range, budget, no credit for unattacked rows, real successes, targets, determinism.
+
+    Returns the records of the run for further, attack-specific assertions.
+    """
+    from advbench import runner
+
+    params = attack.config(overrides)
+    idx = np.arange(len(images), dtype=np.int64)
+    clean = runner.predict(loaded, images)
+    graph = runner.build_attack_graph(loaded, attack, params, seed)
+    rec, _ = runner.run_attack(
+        loaded, attack, params, seed, images, labels, idx, clean, graph=graph
+    )
+    adv = rec.adversarial
+    lo, hi = params.get("clip_min", 0.0), params.get("clip_max", 1.0)
+    assert np.all(np.isfinite(adv)), "NaN or infinite pixels"
+    assert adv.min() >= lo - 1e-6 and adv.max() <= hi + 1e-6, "pixels outside the valid range"
+    linf, l2 = attack.linf_budget(params), attack.l2_budget(params)
+    if linf is not None:
+        assert rec.linf.max() <= linf + 1e-5, f"L∞ {rec.linf.max():.4g} over the budget {linf}"
+    if l2 is not None:
+        assert rec.l2.max() <= l2 + 1e-4, f"L2 {rec.l2.max():.4g} over the budget {l2}"
+    assert not rec.flipped[~rec.attacked].any(), "success counted on a row never attacked"
+    if not attack.attacks_misclassified:
+        wrong = rec.clean_pred != rec.label
+        assert not rec.attacked[wrong].any(), "attacked an image the model already gets wrong"
+    if rec.flipped.any():
+        again = runner.predict(loaded, adv[rec.flipped])
+        assert np.array_equal(again, rec.adv_pred[rec.flipped]), "recorded prediction is stale"
+        if attack.is_targeted(params):
+            assert np.all(again == rec.target[rec.flipped]), "a success missed its target"
+        else:
+            assert np.all(again != rec.label[rec.flipped]), "a success kept the true label"
+    rec2, _ = runner.run_attack(
+        loaded, attack, params, seed, images, labels, idx, clean, graph=graph
+    )
+    assert np.array_equal(rec.adversarial, rec2.adversarial), "same seed, different images"
+    assert np.array_equal(rec.iterations, rec2.iterations), "same seed, different iterations"
+    return rec
+
+
+@dataclass
+class Checks:
+    """The checks bound to the kit's fixtures."""
+
+    model: Callable[[str], Any]
+    registry: Any
+    sample: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    def check_model(self, name: str) -> None:
+        images, labels, _ = self.sample
+        check_model(self.model(name), images, labels)
+
+    def check_attack(
+        self, name: str, overrides: Mapping[str, str] | None = None, model: str = "mlp"
+    ) -> Any:
+        images, labels, _ = self.sample
+        return check_attack(
+            self.model(model), self.registry.attacks.get(name), overrides, images, labels
+        )
+
+
+@pytest.fixture(scope="session")
+def advbench_registry():
+    """Every loaded plugin's models and attacks (built-ins, entry points, $ADVBENCH_PLUGINS_DIR)."""
+    from advbench import plugins
+
+    return plugins.load()
+
+
+@pytest.fixture(scope="session")
+def advbench_model(advbench_registry):
+    """`advbench_model(name)`: that model restored from its checkpoint (trained on a miss)."""
+    from advbench import zoo
+
+    opened: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in opened:
+            model = advbench_registry.models.get(name)
+            opened[name] = zoo.load(model, model.config(), model.default_seed)
+        return opened[name]
+
+    yield get
+    for loaded in opened.values():
+        loaded.close()
+
+
+@pytest.fixture(scope="session")
+def advbench_sample():
+    """(images, labels, indices) of the first 200 MNIST test images."""
+    from advbench import data
+
+    test = data.read_test_set()
+    n = 200
+    return test.images[:n], test.labels_int[:n], np.arange(n, dtype=np.int64)
+
+
+@pytest.fixture(scope="session")
+def advbench_checks(advbench_model, advbench_registry, advbench_sample) -> Checks:
+    """`advbench_checks.check_model(name)`, `advbench_checks.check_attack(name, overrides)`."""
+    return Checks(advbench_model, advbench_registry, advbench_sample)
+
+
+@pytest.fixture
+def advbench_attack_bench(advbench_model, advbench_registry, advbench_sample):
+    """`advbench_attack_bench(benchmark, attack, overrides, model)`: time one attack run.
+
+    For pytest-benchmark: runs the attack on the 200-image sample once per round and records
+    images per second in `benchmark.extra_info`.
+    """
+    from advbench import runner
+
+    def run(
+        benchmark: Any, attack: str, overrides: Mapping[str, str] | None = None, model: str = "mlp"
+    ) -> Any:
+        loaded = advbench_model(model)
+        spec = advbench_registry.attacks.get(attack)
+        params = spec.config(overrides)
+        images, labels, idx = advbench_sample
+        clean = runner.predict(loaded, images)
+        graph = runner.build_attack_graph(loaded, spec, params, 0)
+
+        def once():
+            return runner.run_attack(
+                loaded, spec, params, 0, images, labels, idx, clean, graph=graph
+            )
+
+        once()  # first run pays graph optimisation; time the steady state
+        records, _ = benchmark(once)
+        stats = getattr(benchmark, "stats", None)
+        if stats is not None:
+            benchmark.extra_info["images_per_second"] = len(images) / stats.stats.mean
+        return records
+
+    return run

@@ -1,0 +1,50 @@
+"""pytest-benchmark timing of every built-in attack and every model's training (`make bench`).
+
+Not part of `make test`: run `make bench` (saves the results with --benchmark-autosave) and
+`make bench BENCH_ARGS=--benchmark-compare` to compare with the last saved run. Attacks are
+timed on the first 200 test images after one warm-up run (graph optimisation excluded);
+`extra_info.images_per_second` holds the throughput.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from advbench import plugins, zoo
+
+LOADED = plugins.load()
+ATTACKS = [e.name for e in LOADED.attacks.entries.values() if e.plugin in plugins.BUILTIN_NAMES]
+MODELS = [e.name for e in LOADED.models.entries.values() if e.plugin in plugins.BUILTIN_NAMES]
+TRAIN_STEPS = {"mlp": 2000, "softmax": 500, "cnn": 50, "keras-mlp": None}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attack_on_mlp(benchmark, advbench_attack_bench, attack):
+    benchmark.group = "attacks on mlp (200 images)"
+    advbench_attack_bench(benchmark, attack, model="mlp")
+
+
+@pytest.mark.parametrize("attack", ["ifgsm", "pgd", "fgsm"])
+def test_attack_on_cnn(benchmark, advbench_attack_bench, attack):
+    benchmark.group = "attacks on cnn (200 images)"
+    advbench_attack_bench(benchmark, attack, model="cnn")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_step_rate(benchmark, name):
+    benchmark.group = "training"
+    model = LOADED.models.get(name)
+    steps = TRAIN_STEPS.get(name)
+    overrides = {} if steps is None else {"steps": str(steps)}
+    config = model.config(overrides)
+
+    def train():
+        with tempfile.TemporaryDirectory() as tmp:
+            zoo.train(model, config, 0, root=Path(tmp))
+
+    benchmark.pedantic(train, rounds=2, iterations=1, warmup_rounds=0)
+    if steps:
+        benchmark.extra_info["steps_per_second"] = steps / benchmark.stats.stats.mean
