@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from advbench import __version__
 from advbench.errors import AdvbenchError, ParamError
 
@@ -182,6 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", type=Path, dest="json_path", help="also write the figures as JSON")
     _common(bench)
+
+    tr = sub.add_parser("transfer", help="flip rates of adversarial examples across models")
+    tr.add_argument("--models", type=_csv_names, help="comma-separated models (default: all)")
+    tr.add_argument(
+        "--copy",
+        action="append",
+        default=[],
+        metavar="MODEL:SEED",
+        help="add a copy of MODEL trained with SEED (repeatable)",
+    )
+    tr.add_argument("--attack", default="ifgsm", help="the attack crafting the examples")
+    tr.add_argument("--set", action="append", default=[], metavar="ATTACK.PARAM=VALUE")
+    tr.add_argument("--limit", type=_positive_int, help="only the first N test images")
+    tr.add_argument("--seed", type=_seed, default=0, help="seed of the attack (default 0)")
+    tr.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports") / "transfer",
+        help="output directory (default reports/transfer)",
+    )
+    _common(tr)
 
     rep = sub.add_parser("report", help="render a stored run again, or compare two runs")
     rep.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
@@ -517,6 +540,61 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from advbench import data, figures, transfer
+
+    plugins = _load_plugins(args)
+    attack = plugins.attacks.get(args.attack)
+    sets = parse_sets(args.set, {attack.name})
+    params = attack.config(sets.get(attack.name))
+    members = [
+        transfer.Member(m.name, m, m.config(), m.default_seed)
+        for m in plugins.models.select(args.models)
+    ]
+    for item in args.copy:
+        name, sep, seed_text = item.partition(":")
+        if not sep:
+            raise AdvbenchError(f"--copy {item!r}: expected MODEL:SEED")
+        model = plugins.models.get(name)
+        seed = _seed_value(seed_text, f"--copy {item!r}")
+        members.append(transfer.Member(f"{name}@seed{seed}", model, model.config(), seed))
+    test = data.read_test_set(args.mnist_dir)
+    n = min(args.limit or test.num_examples, test.num_examples)
+    result = transfer.run(
+        members, attack, params, args.seed, test.images[:n], test.labels_int[:n], args.mnist_dir
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "transfer.json").write_text(json.dumps(result, indent=2) + "\n")
+    names = result["models"]
+    rows = [
+        [src, *[f"{v:.3f}" for v in row]]
+        for src, row in zip(names, result["flip_rate"], strict=True)
+    ]
+    text = tabulate(rows, headers=["crafted on \\ evaluated on", *names], tablefmt="github")
+    figures.heatmap(
+        np.array(result["flip_rate"]),
+        names,
+        names,
+        args.out / "transfer.png",
+        f"transfer flip rate ({attack.name}, {n} images)",
+    )
+    (args.out / "transfer.md").write_text(
+        f"# Transferability ({attack.name})\n\n{text}\n\n![transfer](transfer.png)\n"
+    )
+    print(text)
+    print(f"\nwrote {args.out}/transfer.json, transfer.md, transfer.png")
+    return 0
+
+
+def _seed_value(text: str, where: str) -> int:
+    try:
+        return _seed(text)
+    except argparse.ArgumentTypeError as exc:
+        raise AdvbenchError(f"{where}: {exc}") from None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from advbench import report, results
 
@@ -565,6 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {
             "bench": cmd_bench,
             "report": cmd_report,
+            "transfer": cmd_transfer,
             "plugins": cmd_plugins,
             "describe": cmd_describe,
             "train": cmd_train,
