@@ -206,6 +206,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(tr)
 
+    ex = sub.add_parser("explain", help="pictures of what a model learned (second tutorial)")
+    ex.add_argument("model", help="model name")
+    ex.add_argument(
+        "--image",
+        type=int,
+        default=12,
+        help="validation image for the activations (default 12, as the tutorial)",
+    )
+    ex.add_argument("--out", type=Path, help="output directory (default reports/explain-MODEL)")
+    ex.add_argument("--model-seed", type=_seed, help="training seed (default: the model's own)")
+    _common(ex)
+
+    tut = sub.add_parser("tutorial", help="list or run the seed tutorials' sections")
+    tut.add_argument("section", nargs="?", help="section to run (default: list them)")
+    tut.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports") / "tutorial",
+        help="pictures go to OUT/SECTION (default reports/tutorial)",
+    )
+    _common(tut)
+
     rep = sub.add_parser("report", help="render a stored run again, or compare two runs")
     rep.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
     rep.add_argument(
@@ -595,6 +617,49 @@ def _seed_value(text: str, where: str) -> int:
         raise AdvbenchError(f"{where}: {exc}") from None
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from advbench import explain, zoo
+
+    plugins = _load_plugins(args)
+    model = plugins.models.get(args.model)
+    if not 0 <= args.image < 5000:
+        raise AdvbenchError(f"--image {args.image}: the validation set has images 0..4999")
+    out = args.out or Path("reports") / f"explain-{model.name}"
+    loaded = zoo.load(model, model.config(), _model_seed(model, args.model_seed), args.mnist_dir)
+    try:
+        names = explain.explain(loaded, model.name, out, args.image, args.mnist_dir)
+    finally:
+        loaded.close()
+    for name in names:
+        print(out / name)
+    return 0
+
+
+def cmd_tutorial(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from advbench import tutorial
+
+    if args.section is None:
+        print(
+            tabulate(
+                [[s.key, s.tutorial, s.title] for s in tutorial.SECTIONS.values()],
+                headers=("section", "tutorial", "what it does"),
+            )
+        )
+        return 0
+    section = tutorial.SECTIONS.get(args.section)
+    if section is None:
+        known = ", ".join(tutorial.SECTIONS)
+        raise AdvbenchError(f"unknown tutorial section {args.section!r} (known: {known})")
+    plugins = _load_plugins(args)
+    out = args.out / section.key
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"# {section.key} {section.title}")
+    section.run(out, plugins)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from advbench import report, results
 
@@ -644,6 +709,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bench": cmd_bench,
             "report": cmd_report,
             "transfer": cmd_transfer,
+            "explain": cmd_explain,
+            "tutorial": cmd_tutorial,
             "plugins": cmd_plugins,
             "describe": cmd_describe,
             "train": cmd_train,
