@@ -434,12 +434,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         rows, facts = bench.bench_ifgsm(
             loaded,
+            model,
             attack,
             params,
             test.images[:n],
             test.labels_int[:n],
             args.sample,
             args.naive_images,
+        )
+    finally:
+        loaded.close()
+    cnn, pgd = plugins.models.get("cnn"), plugins.attacks.get("pgd")
+    loaded = zoo.load(cnn, cnn.config(), cnn.default_seed, args.mnist_dir)
+    try:
+        m = min(args.cnn_images, n)
+        cnn_row = bench.bench_attack_vs_floor(
+            loaded, cnn, pgd, pgd.config(), test.images[:m], test.labels_int[:m], facts["gemm_rate"]
         )
     finally:
         loaded.close()
@@ -479,6 +489,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(
         f"per-image iterations-to-flip, tutorial loop vs advbench on the "
         f"{facts['reference_sample']}-image sample: {facts['reference_mismatches']} differ"
+    )
+    print(
+        f"pgd (40 steps of 0.01, eps 0.3) on cnn, {m} images: {cnn_row.seconds:.2f} s for "
+        f"{cnn_row.work:,.0f} image-iterations; {cnn_row.note}"
     )
     print(f"peak memory after the attack benchmarks: {memory:.0f} MiB")
     base = train_rows[0]

@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.softmax",
     "advbench_plugins.cnn",
     "advbench_plugins.keras_mlp",
+    "advbench_plugins.cnn_pgd",
     "advbench_plugins.noise",
     "advbench_plugins.ifgsm",
     "advbench_plugins.fgsm",

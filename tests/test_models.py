@@ -18,6 +18,7 @@ SHORT = {
     "softmax": ({"steps": "100"}, 0.8),
     "cnn": ({"steps": "150"}, 0.6),
     "keras-mlp": ({}, 0.25),  # one epoch is the model's whole definition
+    "cnn-pgd": ({"steps": "40", "pgd_steps": "2", "warmup": "20"}, 0.5),
 }
 
 
@@ -48,7 +49,8 @@ def test_shipped_checkpoint_restores_to_its_recorded_accuracy(shipped, test_set,
 
 
 @pytest.mark.parametrize(
-    ("name", "floor"), [("mlp", 0.85), ("softmax", 0.91), ("cnn", 0.988), ("keras-mlp", 0.3)]
+    ("name", "floor"),
+    [("mlp", 0.85), ("softmax", 0.91), ("cnn", 0.988), ("keras-mlp", 0.3), ("cnn-pgd", 0.95)],
 )
 def test_shipped_accuracy_meets_the_tutorials(shipped, name, floor):
     record = shipped[name].record

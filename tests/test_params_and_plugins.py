@@ -42,7 +42,7 @@ def _builtin(table):
 
 
 def test_builtins_register_through_the_hooks(registry):
-    assert _builtin(registry.models) == ["mlp", "softmax", "cnn", "keras-mlp"]
+    assert _builtin(registry.models) == ["mlp", "softmax", "cnn", "keras-mlp", "cnn-pgd"]
     assert _builtin(registry.attacks) == [
         "noise",
         "ifgsm",
