@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
     run.add_argument(
         "--db",
-        default=str(Path("reports") / "advbench.sqlite"),
-        help="results database (default reports/advbench.sqlite)",
+        default=None,
+        help="results database (default $ADVBENCH_DB, else reports/advbench.sqlite)",
     )
     run.add_argument(
         "--fresh",
@@ -232,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
     rep.add_argument(
         "--db",
-        default=str(Path("reports") / "advbench.sqlite"),
-        help="results database (default reports/advbench.sqlite)",
+        default=None,
+        help="results database (default $ADVBENCH_DB, else reports/advbench.sqlite)",
     )
     rep.add_argument(
         "--format",

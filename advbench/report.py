@@ -15,6 +15,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from advbench.results import RECORD_COLUMNS
+
 FORMATS = {"markdown": "github", "github": "github", "latex": "latex", "plain": "plain"}
 CELL_HEADERS = (
     "model",
@@ -33,21 +35,7 @@ CELL_HEADERS = (
     "seconds",
     "img/s",
 )
-RECORD_FIELDS = (
-    "model",
-    "attack",
-    "index",
-    "label",
-    "target",
-    "clean_pred",
-    "adv_pred",
-    "attacked",
-    "flipped",
-    "iterations",
-    "l2",
-    "linf",
-    "confidence",
-)
+RECORD_FIELDS = ("model", "attack", "index", *RECORD_COLUMNS[1:])
 COMPARED = (
     "clean_accuracy",
     "adversarial_accuracy",

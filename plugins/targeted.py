@@ -26,6 +26,29 @@ from advbench.params import Param
 from advbench.randomness import random_uniform
 
 
+def _ascent_params(step: float, iterations: int, confidence: float) -> tuple[Param, ...]:
+    """The parameters both tutorial attacks share, with their own defaults."""
+    return (
+        Param(
+            "step",
+            step,
+            "step size (in std units of the gradient)",
+            float,
+            minimum=0.0,
+            min_exclusive=True,
+        ),
+        Param("iterations", iterations, "most steps", int, minimum=1),
+        Param(
+            "confidence",
+            confidence,
+            "target probability needed to count as success",
+            float,
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    )
+
+
 class _ProbabilityAscent(Attack):
     """Shared step and success test of the two tutorial attacks."""
 
@@ -55,23 +78,7 @@ class Targeted(_ProbabilityAscent):
     name = "targeted"
     description = "ascend the target probability's normalised gradient from a real image"
     params = (
-        Param(
-            "step",
-            0.02,
-            "step size (in std units of the gradient)",
-            float,
-            minimum=0.0,
-            min_exclusive=True,
-        ),
-        Param("iterations", 5, "most steps", int, minimum=1),
-        Param(
-            "confidence",
-            0.0,
-            "target probability needed to count as success",
-            float,
-            minimum=0.0,
-            maximum=1.0,
-        ),
+        *_ascent_params(step=0.02, iterations=5, confidence=0.0),
         target_param("all", allow_none=False),
         *CLIP_PARAMS,
     )
@@ -84,23 +91,7 @@ class Fooling(Targeted):
     description = "from uniform noise to a near-certain target class (step 1.0, p >= 0.99)"
     attacks_misclassified = True
     params = (
-        Param(
-            "step",
-            1.0,
-            "step size (in std units of the gradient)",
-            float,
-            minimum=0.0,
-            min_exclusive=True,
-        ),
-        Param("iterations", 20, "most steps", int, minimum=1),
-        Param(
-            "confidence",
-            0.99,
-            "target probability needed to count as success",
-            float,
-            minimum=0.0,
-            maximum=1.0,
-        ),
+        *_ascent_params(step=1.0, iterations=20, confidence=0.99),
         Param("samples", 100, "noise images (rows × every target class)", int, minimum=1),
         target_param("all", allow_none=False),
         *CLIP_PARAMS,
