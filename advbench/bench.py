@@ -240,9 +240,13 @@ def bench_ifgsm(
 
 def _art_bim(loaded: Any, params: dict, images: np.ndarray, labels: np.ndarray) -> Row | None:
     """IBM ART's BasicIterativeMethod on the same graph and budget, if ART is installed."""
+    import warnings
+
     try:
-        from art.attacks.evasion import BasicIterativeMethod  # type: ignore[import-not-found]
-        from art.estimators.classification import TensorFlowClassifier  # type: ignore
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ART warns about missing PyTorch at import
+            from art.attacks.evasion import BasicIterativeMethod  # type: ignore[import-not-found]
+            from art.estimators.classification import TensorFlowClassifier  # type: ignore
     except Exception:
         return None
     from advbench.graph import tf
@@ -253,23 +257,24 @@ def _art_bim(loaded: Any, params: dict, images: np.ndarray, labels: np.ndarray) 
         y = t.compat.v1.placeholder(t.float32, [None, 10])
         logits = loaded.network.logits(x)
         loss = t.reduce_sum(loaded.network.loss(x, y))
-    classifier = TensorFlowClassifier(
-        input_ph=x,
-        output=logits,
-        labels_ph=y,
-        loss=loss,
-        sess=loaded.session,
-        clip_values=(0.0, 1.0),
-    )
-    iterations = 300
-    bim = BasicIterativeMethod(
-        classifier,
-        eps=params["step"] * iterations,
-        eps_step=params["step"],
-        max_iter=iterations,
-        verbose=False,
-    )
-    _, seconds = _time(lambda: bim.generate(images, y=np.eye(10)[labels]))
+        # ART builds its gradient ops in the default graph: ours, in graph mode
+        classifier = TensorFlowClassifier(
+            input_ph=x,
+            output=logits,
+            labels_ph=y,
+            loss=loss,
+            sess=loaded.session,
+            clip_values=(0.0, 1.0),
+        )
+        iterations = 300
+        bim = BasicIterativeMethod(
+            classifier,
+            eps=params["step"] * iterations,
+            eps_step=params["step"],
+            max_iter=iterations,
+            verbose=False,
+        )
+        _, seconds = _time(lambda: bim.generate(images, y=np.eye(10)[labels]))
     return Row(
         "IBM ART BasicIterativeMethod (no early stop)",
         float(len(images) * iterations),
