@@ -37,29 +37,24 @@ def early_stopping_loop(
         return t.logical_and(i <= max_iter, t.size(pos) > 0)
 
     def body(i, pos, x, y, tgt, idx, cur_pred, ta_pos, ta_x, ta_it, ta_pred, *state):
-        def originals(p=pos):
-            return t.gather(b.x, p)
-
-        s = StepInputs(x, originals, y, tgt, idx, i, b.seed, tuple(state))
+        s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, tuple(state))
         logits = net.logits(x)
         pred = t.argmax(logits, 1)
         won = t.logical_and(i > 0, attack.success(net, logits, s, params))
+        # Step every active row, then drop the ones that just succeeded: the step's forward
+        # pass is then the very one scored above (networks memoise it per input tensor).
+        x_next, state_next = attack.step_with_state(net, s, params)
+        last = i >= max_iter  # the final pass only scores: nothing moves
+        x_next = t.where(last, x, x_next)
+        state_next = [t.where(last, old, new) for old, new in zip(state, state_next, strict=True)]
         ta_pos = ta_pos.write(i, t.boolean_mask(pos, won))
         ta_x = ta_x.write(i, t.boolean_mask(x, won))
         ta_it = ta_it.write(i, t.fill([t.reduce_sum(t.cast(won, t.int32))], i))
         ta_pred = ta_pred.write(i, t.boolean_mask(pred, won))
         keep = t.logical_not(won)
-        pos, x, y, tgt, idx, pred, *state = [
-            t.boolean_mask(v, keep) for v in (pos, x, y, tgt, idx, pred, *state)
+        pos, x_next, y, tgt, idx, pred, *state_next = [
+            t.boolean_mask(v, keep) for v in (pos, x_next, y, tgt, idx, pred, *state_next)
         ]
-
-        def advance(pos=pos, x=x, y=y, tgt=tgt, idx=idx, state=tuple(state)):
-            s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, state)
-            x_next, state_next = attack.step_with_state(net, s, params)
-            return (x_next, *state_next)
-
-        moved = t.cond(i < max_iter, advance, lambda x=x, state=tuple(state): (x, *state))
-        x_next, state_next = moved[0], list(moved[1:])
         return (i + 1, pos, x_next, y, tgt, idx, pred, ta_pos, ta_x, ta_it, ta_pred, *state_next)
 
     vec, mat = t.TensorShape([None]), t.TensorShape([None, 784])
