@@ -48,3 +48,4 @@ publish: $(STAMP)
 		--set pgd.eps=0.05,0.1,0.2,0.3 --out reports/published
 	$(BIN)/advbench run --models $(PUBLISHED_MODELS) --attacks cw-l2 --limit 1000 \
 		--out reports/published-cw-l2
+	gzip -nf reports/published/records.csv reports/published-cw-l2/records.csv
