@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,6 @@ class Plan:
     limit: int | None
     batch_size: int | None  # None: each model's attack_batch_size
     data_dir: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def expand(attack: Attack, overrides: Mapping[str, str] | None) -> list[CellSpec]:
