@@ -235,6 +235,7 @@ def bench_ifgsm(
         "gemm_gflops": rate / 1e9,
         "reference_mismatches": mismatches,
         "reference_sample": k,
+        "gemm_rate": rate,
     }
 
 

@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="images for the naive batched loop (default 2000)",
     )
     bench.add_argument(
+        "--cnn-images",
+        type=_positive_int,
+        default=2000,
+        help="images for pgd on the cnn (default 2000)",
+    )
+    bench.add_argument(
         "--train-steps",
         type=_positive_int,
         default=20000,
