@@ -522,6 +522,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out = {
             "attack": [vars(r) for r in rows],
             "training": [vars(r) for r in train_rows],
+            "pgd_cnn": vars(cnn_row),
             **facts,
             "peak_rss_mb": memory,
             "n": n,

@@ -1,0 +1,34 @@
+"""`advbench bench` runs end to end on a small slice (its figures are timings, not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+from advbench.cli import main
+
+
+def test_bench_smoke(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = [
+        "bench",
+        "--limit",
+        "200",
+        "--sample",
+        "3",
+        "--naive-images",
+        "50",
+        "--train-steps",
+        "300",
+        "--cnn-images",
+        "40",
+        "--json",
+        str(out),
+    ]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "tutorial loop" in text and "arithmetic floor" in text and "on cnn" in text
+    data = json.loads(out.read_text())
+    names = [r["name"] for r in data["attack"]]
+    assert names[0].startswith("advbench ifgsm") and len(data["training"]) == 2
+    assert data["reference_mismatches"] == 0  # same per-image iterations as the tutorial loop
+    assert data["gemm_gflops"] > 1 and data["pgd_cnn"]["work"] > 0
