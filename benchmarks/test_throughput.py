@@ -18,7 +18,7 @@ from advbench import plugins, zoo
 LOADED = plugins.load()
 ATTACKS = [e.name for e in LOADED.attacks.entries.values() if e.plugin in plugins.BUILTIN_NAMES]
 MODELS = [e.name for e in LOADED.models.entries.values() if e.plugin in plugins.BUILTIN_NAMES]
-TRAIN_STEPS = {"mlp": 2000, "softmax": 500, "cnn": 50, "keras-mlp": None}
+TRAIN_STEPS = {"mlp": 2000, "softmax": 500, "cnn": 50, "cnn-pgd": 20, "keras-mlp": None}
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
