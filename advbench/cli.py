@@ -86,6 +86,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="results database (default $ADVBENCH_DB, else reports/advbench.sqlite)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     parser = _Parser(prog="advbench", description=__doc__.splitlines()[0])
@@ -116,11 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="images per attack batch (default 2000)",
     )
     run.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
-    run.add_argument(
-        "--db",
-        default=None,
-        help="results database (default $ADVBENCH_DB, else reports/advbench.sqlite)",
-    )
+    _db_option(run)
     run.add_argument(
         "--fresh",
         action="store_true",
@@ -236,11 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="render a stored run again, or compare two runs")
     rep.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
-    rep.add_argument(
-        "--db",
-        default=None,
-        help="results database (default $ADVBENCH_DB, else reports/advbench.sqlite)",
-    )
+    _db_option(rep)
     rep.add_argument(
         "--format",
         choices=("markdown", "github", "latex", "plain"),
