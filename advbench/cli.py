@@ -187,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="images for pgd on the cnn (default 2000)",
     )
     bench.add_argument(
+        "--art-images",
+        type=_positive_int,
+        help="images for IBM ART's BIM, when installed (default: the same as advbench's)",
+    )
+    bench.add_argument(
+        "--art-batch",
+        type=_positive_int,
+        default=128,
+        help="ART's batch size (default 128, its fastest here)",
+    )
+    bench.add_argument(
         "--train-steps",
         type=_positive_int,
         default=20000,
@@ -447,6 +458,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             test.labels_int[:n],
             args.sample,
             args.naive_images,
+            args.art_images,
+            args.art_batch,
         )
     finally:
         loaded.close()
@@ -496,6 +509,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"per-image iterations-to-flip, tutorial loop vs advbench on the "
         f"{facts['reference_sample']}-image sample: {facts['reference_mismatches']} differ"
     )
+    same = facts.get("art_same_task")
+    if same:
+        print(
+            f"the same job on the first {same['images']} images (attack each until it flips or "
+            f"{params['iterations']} steps): ART {same['art_seconds']:.2f} s, advbench "
+            f"{same['advbench_seconds']:.2f} s: "
+            f"{same['art_seconds'] / same['advbench_seconds']:.1f}× faster"
+        )
+    else:
+        print("IBM ART not installed: pip install 'advbench[art]' to compare with its BIM")
     print(
         f"pgd (40 steps of 0.01, eps 0.3) on cnn, {m} images: {cnn_row.seconds:.2f} s for "
         f"{cnn_row.work:,.0f} image-iterations; {cnn_row.note}"

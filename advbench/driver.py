@@ -28,13 +28,14 @@ def early_stopping_loop(
     x_start = attack.initial(net, start, params)
     state0 = tuple(attack.initial_state(net, StepInputs(**{**vars(start), "x": x_start}), params))
 
-    # Iteration i sees the images after i steps: it first scores them (success check) and then
-    # steps the rest. The success forward pass and the step's own forward pass are then on the
-    # same tensor, so they are computed once; a final pass at i == max_iter only scores.
+    # Iteration i (0 <= i < max_iter) sees the images after i steps: it first scores them
+    # (success check) and then steps the rest. The success forward pass and the step's own
+    # forward pass are on the same tensor, so they are computed once. The images left after
+    # max_iter steps are scored once more after the loop (no step is computed for them).
     # Finished rows are appended to TensorArrays (one scatter after the loop, not one per
     # step), and the originals are gathered only for attacks that use them (projections).
-    def cond(i, pos, x, y, tgt, idx, cur_pred, *rest):
-        return t.logical_and(i <= max_iter, t.size(pos) > 0)
+    def cond(i, pos, *rest):
+        return t.logical_and(i < max_iter, t.size(pos) > 0)
 
     def body(i, pos, x, y, tgt, idx, cur_pred, ta_pos, ta_x, ta_it, ta_pred, *state):
         s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, tuple(state))
@@ -44,16 +45,10 @@ def early_stopping_loop(
         # Step every active row, then drop the ones that just succeeded: the step's forward
         # pass is then the very one scored above (networks memoise it per input tensor).
         x_next, state_next = attack.step_with_state(net, s, params)
-        last = i >= max_iter  # the final pass only scores: nothing moves
-        x_next = t.where(last, x, x_next)
-        state_next = [t.where(last, old, new) for old, new in zip(state, state_next, strict=True)]
-        ta_pos = ta_pos.write(i, t.boolean_mask(pos, won))
-        ta_x = ta_x.write(i, t.boolean_mask(x, won))
-        ta_it = ta_it.write(i, t.fill([t.reduce_sum(t.cast(won, t.int32))], i))
-        ta_pred = ta_pred.write(i, t.boolean_mask(pred, won))
-        keep = t.logical_not(won)
+        ta_pos, ta_x, ta_it, ta_pred = _record(i, won, pos, x, pred, ta_pos, ta_x, ta_it, ta_pred)
+        keep = t.where(t.logical_not(won))[:, 0]  # one index list gathers every tensor
         pos, x_next, y, tgt, idx, pred, *state_next = [
-            t.boolean_mask(v, keep) for v in (pos, x_next, y, tgt, idx, pred, *state_next)
+            t.gather(v, keep) for v in (pos, x_next, y, tgt, idx, pred, *state_next)
         ]
         return (i + 1, pos, x_next, y, tgt, idx, pred, ta_pos, ta_x, ta_it, ta_pred, *state_next)
 
@@ -95,13 +90,53 @@ def early_stopping_loop(
         ],
         back_prop=False,
     )
-    pos_left, x_left, pred_left = loop[1], loop[2], loop[6]
+    i_end, pos_left, x_left, y_left, tgt_left, idx_left = loop[:6]
     ta_pos, ta_x, ta_it, ta_pred = loop[7:11]
+
+    # The final score of the rows still active: after max_iter steps (or none are left).
+    # One zero row is appended and its result dropped: some CPU kernels (oneDNN convolutions)
+    # fail on an empty batch, which is what remains when every row has already succeeded.
+    def padded(v):
+        return t.concat([v, t.zeros(t.concat([[1], t.shape(v)[1:]], 0), v.dtype)], 0)
+
+    s = StepInputs(
+        padded(x_left),
+        lambda: padded(t.gather(b.x, pos_left)),
+        padded(y_left),
+        padded(tgt_left),
+        padded(idx_left),
+        i_end,
+        b.seed,
+        tuple(padded(v) for v in loop[11:]),
+    )
+    logits = net.logits(s.x)[:-1]
+    pred_left = t.argmax(logits, 1)
+    won = t.logical_and(i_end > 0, attack.success(net, net.logits(s.x), s, params)[:-1])
+    ta_pos, ta_x, ta_it, ta_pred = _record(
+        i_end, won, pos_left, x_left, pred_left, ta_pos, ta_x, ta_it, ta_pred
+    )
     # Rows that never succeeded end where the loop left them, with their last prediction.
-    pos_all = t.concat([ta_pos.concat(), pos_left], 0)[:, None]
-    final_x = t.scatter_nd(pos_all, t.concat([ta_x.concat(), x_left], 0), t.stack([n, 784]))
+    never = t.where(t.logical_not(won))[:, 0]
+    pos_all = t.concat([ta_pos.concat(), t.gather(pos_left, never)], 0)[:, None]
+    final_x = t.scatter_nd(
+        pos_all, t.concat([ta_x.concat(), t.gather(x_left, never)], 0), t.stack([n, 784])
+    )
     pred_out = t.scatter_nd(
-        pos_all, t.concat([ta_pred.concat(), pred_left], 0), t.cast(t.stack([n]), t.int32)
+        pos_all,
+        t.concat([ta_pred.concat(), t.gather(pred_left, never)], 0),
+        t.cast(t.stack([n]), t.int32),
     )
     done_at = t.scatter_nd(ta_pos.concat()[:, None], ta_it.concat(), t.stack([n]))
     return BatchOutputs(final_x, done_at, pred_out)
+
+
+def _record(i, won, pos, x, pred, ta_pos, ta_x, ta_it, ta_pred):
+    """Append the rows that succeeded at iteration `i` to the result arrays (slot `i`)."""
+    t = tf()
+    hit = t.where(won)[:, 0]
+    return (
+        ta_pos.write(i, t.gather(pos, hit)),
+        ta_x.write(i, t.gather(x, hit)),
+        ta_it.write(i, t.fill([t.size(hit)], i)),
+        ta_pred.write(i, t.gather(pred, hit)),
+    )

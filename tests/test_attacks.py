@@ -107,3 +107,27 @@ def test_counter_based_randomness_is_fair_and_independent(mlp_loaded):
     assert abs((a[:-1] * a[1:]).mean()) < 0.01  # neighbouring images are uncorrelated
     assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
     assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+
+
+def test_driver_when_every_row_succeeds_on_a_conv_net(registry, test_set):
+    """Every row flips before the budget, so the loop ends with an empty batch: the final
+    scoring pass must cope (oneDNN convolutions reject an empty batch) and still agree with
+    the tutorial's per-image loop."""
+    from advbench import zoo
+
+    model, attack = registry.models.get("cnn"), registry.attacks.get("ifgsm")
+    params = attack.config({"step": "0.05", "iterations": "60"})
+    loaded = zoo.restore(model, model.config(), zoo.find(model, model.config(), 0))
+    try:
+        n = 12
+        images, labels = test_set.images[:n], test_set.labels_int[:n]
+        indices = np.arange(n, dtype=np.int64)
+        clean = runner.predict(loaded, images)
+        records, _ = runner.run_attack(loaded, attack, params, 0, images, labels, indices, clean)
+        assert records.flipped[records.attacked].all()
+        ref_its, _ = reference.per_image_iterations(
+            loaded, attack, params, 0, images, labels, indices
+        )
+        np.testing.assert_array_equal(records.iterations, ref_its)
+    finally:
+        loaded.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 from advbench.cli import main
@@ -32,3 +33,8 @@ def test_bench_smoke(tmp_path, capsys):
     assert names[0].startswith("advbench ifgsm") and len(data["training"]) == 2
     assert data["reference_mismatches"] == 0  # same per-image iterations as the tutorial loop
     assert data["gemm_gflops"] > 1 and data["pgd_cnn"]["work"] > 0
+    if importlib.util.find_spec("art") is not None:  # the optional extra `advbench[art]`
+        assert names[-1].startswith("IBM ART") and data["art_same_task"]["images"] == 200
+        assert "the same job on the first 200 images" in text
+    else:
+        assert "IBM ART not installed" in text
