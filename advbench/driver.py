@@ -37,7 +37,7 @@ def early_stopping_loop(
     def cond(i, pos, *rest):
         return t.logical_and(i < max_iter, t.size(pos) > 0)
 
-    def body(i, pos, x, y, tgt, idx, cur_pred, ta_pos, ta_x, ta_it, ta_pred, *state):
+    def body(i, pos, x, y, tgt, idx, ta_pos, ta_x, ta_it, ta_pred, *state):
         s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, tuple(state))
         logits = net.logits(x)
         pred = t.argmax(logits, 1)
@@ -47,10 +47,10 @@ def early_stopping_loop(
         x_next, state_next = attack.step_with_state(net, s, params)
         ta_pos, ta_x, ta_it, ta_pred = _record(i, won, pos, x, pred, ta_pos, ta_x, ta_it, ta_pred)
         keep = t.where(t.logical_not(won))[:, 0]  # one index list gathers every tensor
-        pos, x_next, y, tgt, idx, pred, *state_next = [
-            t.gather(v, keep) for v in (pos, x_next, y, tgt, idx, pred, *state_next)
+        pos, x_next, y, tgt, idx, *state_next = [
+            t.gather(v, keep) for v in (pos, x_next, y, tgt, idx, *state_next)
         ]
-        return (i + 1, pos, x_next, y, tgt, idx, pred, ta_pos, ta_x, ta_it, ta_pred, *state_next)
+        return (i + 1, pos, x_next, y, tgt, idx, ta_pos, ta_x, ta_it, ta_pred, *state_next)
 
     vec, mat = t.TensorShape([None]), t.TensorShape([None, 784])
     state_shapes = [t.TensorShape([None]).concatenate(s.shape[1:]) for s in state0]
@@ -73,7 +73,6 @@ def early_stopping_loop(
             b.labels,
             b.targets,
             b.index,
-            b.labels,
             *arrays,
             *state0,
         ],
@@ -84,14 +83,13 @@ def early_stopping_loop(
             vec,
             vec,
             vec,
-            vec,
             *[t.TensorShape(None)] * 4,
             *state_shapes,
         ],
         back_prop=False,
     )
     i_end, pos_left, x_left, y_left, tgt_left, idx_left = loop[:6]
-    ta_pos, ta_x, ta_it, ta_pred = loop[7:11]
+    ta_pos, ta_x, ta_it, ta_pred = loop[6:10]
 
     # The final score of the rows still active: after max_iter steps (or none are left).
     # One zero row is appended and its result dropped: some CPU kernels (oneDNN convolutions)
@@ -107,7 +105,7 @@ def early_stopping_loop(
         padded(idx_left),
         i_end,
         b.seed,
-        tuple(padded(v) for v in loop[11:]),
+        tuple(padded(v) for v in loop[10:]),
     )
     logits = net.logits(s.x)[:-1]
     pred_left = t.argmax(logits, 1)
