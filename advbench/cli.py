@@ -468,7 +468,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         m = min(args.cnn_images, n)
         cnn_row = bench.bench_attack_vs_floor(
-            loaded, cnn, pgd, pgd.config(), test.images[:m], test.labels_int[:m], facts["gemm_rate"]
+            loaded,
+            cnn,
+            pgd,
+            pgd.config(),
+            test.images[:m],
+            test.labels_int[:m],
+            facts["gemm_gflops"] * 1e9,
         )
     finally:
         loaded.close()

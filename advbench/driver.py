@@ -107,9 +107,9 @@ def early_stopping_loop(
         b.seed,
         tuple(padded(v) for v in loop[10:]),
     )
-    logits = net.logits(s.x)[:-1]
-    pred_left = t.argmax(logits, 1)
-    won = t.logical_and(i_end > 0, attack.success(net, net.logits(s.x), s, params)[:-1])
+    logits = net.logits(s.x)
+    pred_left = t.argmax(logits[:-1], 1)
+    won = t.logical_and(i_end > 0, attack.success(net, logits, s, params)[:-1])
     ta_pos, ta_x, ta_it, ta_pred = _record(
         i_end, won, pos_left, x_left, pred_left, ta_pos, ta_x, ta_it, ta_pred
     )
