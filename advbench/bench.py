@@ -352,24 +352,37 @@ def _art_bim(
     )
 
 
-def bench_training(model: Any, config: dict, steps: int) -> list[Row]:
-    """The tutorial's per-step `sess.run` loop vs advbench's trainer, same math and batches."""
+def bench_training(model: Any, config: dict, steps: int) -> tuple[list[Row], dict[str, Any]]:
+    """The tutorial's per-step `sess.run` loop vs advbench's trainer, same math and batches.
+
+    Besides the times, returns whether the two trainers ended with the same weights (this
+    training amplifies any rounding difference, so "the same" has to mean bit for bit) and
+    both test accuracies.
+    """
+    import json
     import tempfile
     from pathlib import Path
 
     from advbench import zoo
+    from advbench.graph import tf
 
     cfg = {**config, "steps": steps}
-    rows = []
+    rows, weights, accuracies = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, in_graph in (
             ("tutorial loop (1 sess.run per step)", False),
             ("advbench trainer (steps inside the graph)", True),
         ):
-            _, seconds = _time(
+            folder, seconds = _time(
                 lambda in_graph=in_graph, name=name: zoo.train(
                     model, cfg, 0, root=Path(tmp) / name[:8], in_graph=in_graph
                 )
             )
             rows.append(Row(name, float(steps), seconds))
-    return rows
+            reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
+            weights.append({v: reader.get_tensor(v) for v in reader.get_variable_to_shape_map()})
+            accuracies.append(json.loads((folder / "record.json").read_text())["test_accuracy"])
+    a, b = weights
+    same = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a) if a.keys() == b.keys() else None
+    return rows, {"bit_identical": same, "max_abs_diff": diff, "test_accuracy": accuracies}

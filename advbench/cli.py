@@ -479,7 +479,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     finally:
         loaded.close()
     memory = bench.peak_rss_mb()
-    train_rows = bench.bench_training(model, config, args.train_steps)
+    train_rows, trained = bench.bench_training(model, config, args.train_steps)
     ours, floor = rows[0], rows[3]
     table = [
         [
@@ -547,10 +547,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
             headers=("mlp training", "steps", "seconds", "µs per step", "speed-up"),
         )
     )
+    loop_acc, ours_acc = trained["test_accuracy"]
+    same = trained["bit_identical"]
+    verdict = "bit-identical" if same else f"differ (max |Δ| {trained['max_abs_diff']:.3g})"
+    print(
+        f"weights after training, tutorial loop vs advbench: {verdict}; "
+        f"test accuracy {loop_acc:.4f} vs {ours_acc:.4f}"
+    )
     if args.json_path:
         out = {
             "attack": [vars(r) for r in rows],
             "training": [vars(r) for r in train_rows],
+            "training_weights": trained,
             "pgd_cnn": vars(cnn_row),
             **facts,
             "peak_rss_mb": memory,

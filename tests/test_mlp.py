@@ -97,6 +97,26 @@ def test_training_is_deterministic_and_restores_exactly(registry, tmp_path):
     assert not list((tmp_path / "a").glob(".*tmp*")), "temporary directory left behind"
 
 
+def test_in_graph_trainer_gives_the_per_step_loops_weights_bit_for_bit(registry, tmp_path):
+    """The fast trainer is the tutorial's loop, only faster: same batches, same weights.
+
+    5,600 steps cross the first epoch's end (5,500 batches of 10, then `next_batch` reshuffles)
+    and end on a partial chunk of the in-graph loop (1,000 steps per `sess.run`). This training
+    amplifies rounding: one ulp on one weight at the start moves weights by up to 0.8 after
+    20,000 steps (README), so "the same to float tolerance" can only mean bit for bit.
+    """
+    model = registry.models.get("mlp")
+    config = model.config({"steps": "5600"})
+    fast = zoo.train(model, config, seed=3, root=tmp_path / "fast", in_graph=True)
+    slow = zoo.train(model, config, seed=3, root=tmp_path / "slow", in_graph=False)
+    wf, ws = _weights(fast), _weights(slow)
+    for name in wf:
+        np.testing.assert_array_equal(wf[name], ws[name], err_msg=name)
+    rf, rs = (json.loads((f / "record.json").read_text()) for f in (fast, slow))
+    assert rf["history_first_1000"] == rs["history_first_1000"]
+    assert rf["test_accuracy"] == rs["test_accuracy"] > 0.5
+
+
 def _numpy_sgd_step(w1, b1, w2, b2, x, y, eta):
     """The tutorial's update, computed in float64 from the pre-step values."""
     sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
