@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -115,6 +116,29 @@ def test_in_graph_trainer_gives_the_per_step_loops_weights_bit_for_bit(registry,
     rf, rs = (json.loads((f / "record.json").read_text()) for f in (fast, slow))
     assert rf["history_first_1000"] == rs["history_first_1000"]
     assert rf["test_accuracy"] == rs["test_accuracy"] > 0.5
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_a_session_gets_the_intra_op_threads_its_config_asks_for():
+    """Training's one thread is real: sessions do not share one process-wide intra-op pool.
+
+    By default TensorFlow sizes a single intra-op pool for the whole process (here: all cores)
+    and ignores every later session's `intra_op_parallelism_threads`; `graph.tf()` turns that
+    off, which made the mlp's training step 2.4× faster (README, Performance).
+    """
+    from advbench.graph import Threads, session
+
+    t = tf()
+    graph = t.Graph()
+    with graph.as_default():
+        out = t.constant(1.0) + 1.0
+    # A session first: with a shared pool, that one sizes it and the next adds no thread.
+    with session(graph, Threads(1, 1)) as sess:
+        sess.run(out)
+    before = len(os.listdir("/proc/self/task"))
+    with session(graph, Threads(4, 1)) as sess:
+        sess.run(out)
+        assert len(os.listdir("/proc/self/task")) - before >= 4
 
 
 def _numpy_sgd_step(w1, b1, w2, b2, x, y, eta):
