@@ -206,12 +206,17 @@ def _in_graph_loop(model: Model, net: Network, config: Mapping[str, Any], data) 
     labels = t.Variable(labels_ph, trainable=False, name="train_labels")
     order = t.compat.v1.placeholder(t.int64, [None, int(config["batch_size"])], name="order")
 
+    # The chunk's batches are gathered once, before the loop (one pass over the rows instead of
+    # a random gather per step), and the step count is computed once too.
+    batch_images, batch_labels = t.gather(images, order), t.gather(labels, order)
+    steps = t.shape(order)[0]
+
     def body(i):
-        step = model.train_step(net, t.gather(images, order[i]), t.gather(labels, order[i]), config)
+        step = model.train_step(net, batch_images[i], batch_labels[i], config)
         with t.control_dependencies([step]):
             return i + 1
 
-    run = t.compat.v1.while_loop(lambda i: i < t.shape(order)[0], body, [t.constant(0)])
+    run = t.compat.v1.while_loop(lambda i: i < steps, body, [t.constant(0)])
     init = t.compat.v1.variables_initializer([images, labels])
     return _Loop(init, images_ph, labels_ph, order, run)
 

@@ -119,12 +119,14 @@ def test_in_graph_trainer_gives_the_per_step_loops_weights_bit_for_bit(registry,
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
-def test_a_session_gets_the_intra_op_threads_its_config_asks_for():
-    """Training's one thread is real: sessions do not share one process-wide intra-op pool.
+@pytest.mark.parametrize("threads", [(4, 1), (1, 4)], ids=["intra-op", "inter-op"])
+def test_a_session_gets_the_threads_its_config_asks_for(threads):
+    """Training's one thread is real: sessions do not share process-wide thread pools.
 
-    By default TensorFlow sizes a single intra-op pool for the whole process (here: all cores)
-    and ignores every later session's `intra_op_parallelism_threads`; `graph.tf()` turns that
-    off, which made the mlp's training step 2.4× faster (README, Performance).
+    By default TensorFlow sizes one intra-op and one inter-op pool for the whole process (by
+    the first session or runtime start: here all cores) and ignores every later session's
+    settings; `graph.tf()` and `graph.session()` turn that off, which made the mlp's training
+    step 2.4× faster (README, Performance).
     """
     from advbench.graph import Threads, session
 
@@ -132,11 +134,11 @@ def test_a_session_gets_the_intra_op_threads_its_config_asks_for():
     graph = t.Graph()
     with graph.as_default():
         out = t.constant(1.0) + 1.0
-    # A session first: with a shared pool, that one sizes it and the next adds no thread.
+    # A session first: with shared pools, that one sizes them and the next adds no thread.
     with session(graph, Threads(1, 1)) as sess:
         sess.run(out)
     before = len(os.listdir("/proc/self/task"))
-    with session(graph, Threads(4, 1)) as sess:
+    with session(graph, Threads(*threads)) as sess:
         sess.run(out)
         assert len(os.listdir("/proc/self/task")) - before >= 4
 
