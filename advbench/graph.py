@@ -56,9 +56,9 @@ def tf() -> ModuleType:
         # Without this, TensorFlow gives every session one process-wide intra-op pool, sized
         # by whoever starts the runtime first (here: all cores), and silently ignores each
         # session's `intra_op_parallelism_threads`. With it, a session gets the pools its
-        # config asks for: training really runs on one thread — 2.4× faster per step for the
-        # mlp, whose 784×128 update was otherwise split across two threads that had to be
-        # woken every step — and attacks still get all cores. Weights and records are
+        # config asks for: training really runs on one thread — about twice as fast per step
+        # for the mlp, whose 784×128 update was otherwise split across two threads that had
+        # to be woken every step — and attacks still get all cores. Weights and records are
         # bit-identical either way (checked against the shipped checkpoints and the
         # published records).
         os.environ.setdefault("TF_OVERRIDE_GLOBAL_THREADPOOL", "1")

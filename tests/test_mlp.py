@@ -126,7 +126,7 @@ def test_a_session_gets_the_threads_its_config_asks_for(threads):
     By default TensorFlow sizes one intra-op and one inter-op pool for the whole process (by
     the first session or runtime start: here all cores) and ignores every later session's
     settings; `graph.tf()` and `graph.session()` turn that off, which made the mlp's training
-    step 2.4× faster (README, Performance).
+    step about twice as fast (README, Performance).
     """
     from advbench.graph import Threads, session
 
