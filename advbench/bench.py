@@ -369,7 +369,6 @@ def bench_training(
 
     from advbench import data as mnist
     from advbench import reference, zoo
-    from advbench.graph import tf
 
     def tutorial(n: int) -> dict[str, np.ndarray]:
         return reference.tutorial_training(mnist.read_data_sets(one_hot=True, seed=seed), n, seed)
@@ -380,8 +379,7 @@ def bench_training(
                 folder = zoo.train(
                     model, {**config, "steps": n}, seed, root=Path(tmp), in_graph=in_graph
                 )
-                reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
-                return {v: reader.get_tensor(v) for v in reader.get_variable_to_shape_map()}
+                return zoo.read_weights(folder)
 
         return train
 
@@ -397,10 +395,5 @@ def bench_training(
         rows.append(Row(name, float(steps), seconds))
         weights.append(out)
     ours = weights[-1]
-    diffs = [
-        max(float(np.max(np.abs(w[k] - ours[k]))) for k in ours)
-        if w.keys() == ours.keys()
-        else None
-        for w in weights[:-1]
-    ]
+    diffs = [max(float(np.max(np.abs(w[k] - ours[k]))) for k in ours) for w in weights[:-1]]
     return rows, {"bit_identical": all(d == 0.0 for d in diffs), "max_abs_diff": diffs}

@@ -530,7 +530,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"{cnn_row.work:,.0f} image-iterations; {cnn_row.note}"
     )
     print(f"peak memory after the attack benchmarks: {memory:.0f} MiB")
-    ours = train_rows[-1]
+    trainer = train_rows[-1]
     print()
     print(
         tabulate(
@@ -540,7 +540,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     f"{r.work:,.0f}",
                     f"{r.seconds:.2f}",
                     f"{r.per_unit * 1e6:.1f}",
-                    f"{r.seconds / ours.seconds:.1f}×" if r is not ours else "",
+                    f"{r.seconds / trainer.seconds:.1f}×" if r is not trainer else "",
                 ]
                 for r in train_rows
             ],

@@ -80,13 +80,13 @@ def per_image_iterations(
     return result, finals
 
 
-def tutorial_training(data_sets: Any, steps: int, seed: int) -> dict[str, np.ndarray]:
+def tutorial_training(mnist: Any, steps: int, seed: int) -> dict[str, np.ndarray]:
     """Train the 784-128-10 sigmoid MLP with section 5.5's code; return its weights.
 
     The tutorial's graph and loop (`next_batch(10)` fed per step, the accuracy on the first
     1,000 test images every 1,000 steps), with one change: the four `tf.assign` ops wait for
     all four gradients (control dependencies), as in the `mlp` plugin — without it the step is
-    a read/write race and the result depends on thread scheduling. `data_sets` is a fresh
+    a read/write race and the result depends on thread scheduling. `mnist` is a fresh
     `read_data_sets(..., one_hot=True, seed=seed)`: the same batches as `zoo.train`.
     """
     t = tf()
@@ -132,7 +132,6 @@ def tutorial_training(data_sets: Any, steps: int, seed: int) -> dict[str, np.nda
                 tf1.assign(b_2, tf1.subtract(b_2, tf1.multiply(eta, mean_b_2))),
             ]
         init = tf1.global_variables_initializer()
-    mnist = data_sets
     with tf1.Session(graph=graph) as sess:
         sess.run(init)
         for i in range(steps):

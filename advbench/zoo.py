@@ -238,6 +238,12 @@ def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any])
     return final
 
 
+def read_weights(folder: Path) -> dict[str, np.ndarray]:
+    """Every variable a checkpoint directory holds, by name, without building a graph."""
+    reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
+    return {name: reader.get_tensor(name) for name in sorted(reader.get_variable_to_shape_map())}
+
+
 def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
     """Build `model` in a fresh graph and load the weights saved in `folder`."""
     t = tf()

@@ -66,18 +66,13 @@ def test_shipped_checkpoint_reaches_the_tutorial_accuracy(mlp_loaded, test_set):
     assert record["config"] == {"hidden": 128, "eta": 0.5, "batch_size": 10, "steps": 20000}
 
 
-def _weights(folder):
-    reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
-    return {name: reader.get_tensor(name) for name in ("w_1", "b_1", "w_2", "b_2")}
-
-
 def test_training_is_deterministic_and_restores_exactly(registry, tmp_path):
     model = registry.models.get("mlp")
     config = model.config({"steps": "1500"})
     a = zoo.train(model, config, seed=5, root=tmp_path / "a")
     b = zoo.train(model, config, seed=5, root=tmp_path / "b")
     c = zoo.train(model, config, seed=6, root=tmp_path / "c")
-    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    wa, wb, wc = zoo.read_weights(a), zoo.read_weights(b), zoo.read_weights(c)
     for name in wa:
         np.testing.assert_array_equal(wa[name], wb[name])
     assert not np.array_equal(wa["w_1"], wc["w_1"])
@@ -110,7 +105,7 @@ def test_in_graph_trainer_gives_the_per_step_loops_weights_bit_for_bit(registry,
     config = model.config({"steps": "5600"})
     fast = zoo.train(model, config, seed=3, root=tmp_path / "fast", in_graph=True)
     slow = zoo.train(model, config, seed=3, root=tmp_path / "slow", in_graph=False)
-    wf, ws = _weights(fast), _weights(slow)
+    wf, ws = zoo.read_weights(fast), zoo.read_weights(slow)
     for name in wf:
         np.testing.assert_array_equal(wf[name], ws[name], err_msg=name)
     rf, rs = (json.loads((f / "record.json").read_text()) for f in (fast, slow))

@@ -100,12 +100,6 @@ def test_input_gradient_matches_finite_differences(shipped, sample, name):
         assert fd == pytest.approx(g[p], rel=0.05, abs=float(1e-3 * np.abs(g).max()))
 
 
-def _weights(folder):
-    reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
-    names = sorted(reader.get_variable_to_shape_map())
-    return {n: reader.get_tensor(n) for n in names}
-
-
 @pytest.mark.parametrize("name", [m for m in MODELS if m != "mlp"])  # mlp: test_mlp.py
 def test_short_training_learns_and_is_deterministic(registry, tmp_path, name):
     model = registry.models.get(name)
@@ -113,7 +107,7 @@ def test_short_training_learns_and_is_deterministic(registry, tmp_path, name):
     config = model.config(overrides)
     a = zoo.train(model, config, seed=3, root=tmp_path / "a")
     b = zoo.train(model, config, seed=3, root=tmp_path / "b")
-    wa, wb = _weights(a), _weights(b)
+    wa, wb = zoo.read_weights(a), zoo.read_weights(b)
     assert wa.keys() == wb.keys() and wa
     for key in wa:
         np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
