@@ -88,13 +88,22 @@ TRAINING_THREADS = Threads(1, 1)
 ATTACK_THREADS = Threads(0, 0)
 
 
-def session(graph, threads: Threads = ATTACK_THREADS):
-    """A `tf.compat.v1.Session` on `graph` with the given thread pools."""
+def session(graph, threads: Threads = ATTACK_THREADS, *, fuse_matmul_bias: bool = True):
+    """A `tf.compat.v1.Session` on `graph` with the given thread pools.
+
+    `fuse_matmul_bias=False` switches off grappler's remapper, which otherwise turns every
+    MatMul followed by a bias Add into one oneDNN matmul primitive: a model whose small
+    products pay more for that primitive than for a plain GEMM and an Add opts out.
+    """
     t = tf()
     config = t.compat.v1.ConfigProto(
         intra_op_parallelism_threads=threads.intra,
         inter_op_parallelism_threads=threads.inter,
     )
+    if not fuse_matmul_bias:
+        from tensorflow.core.protobuf import rewriter_config_pb2
+
+        config.graph_options.rewrite_options.remapping = rewriter_config_pb2.RewriterConfig.OFF
     # A pool of the session's own: the default is one process-wide inter-op pool, sized by the
     # first session ever created (an attack's all-core session makes a later training session
     # hand its ops between threads, ~30 % slower). The intra-op side: see `tf()`.

@@ -80,6 +80,10 @@ class Model(ABC):
     #: Run training steps inside a `tf.while_loop` (needs a `train_step` that can be built
     #: twice on the same network: optimizers must reuse their slot variables).
     in_graph_training: ClassVar[bool] = False
+    #: Let grappler fuse each MatMul + bias Add of the training graph into one oneDNN matmul
+    #: primitive (`graph.session`). Must give the same weights either way; a model opts out
+    #: only where it measured the plain ops faster.
+    fuse_matmul_bias_in_training: ClassVar[bool] = True
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """This model's hyper-parameters: defaults updated by `overrides`, validated."""

@@ -131,7 +131,8 @@ def train(
     first_x, first_y = test.images[:1000], test.labels_int[:1000]
     history: list[list[float]] = []
     threads = TRAINING_THREADS if model.single_threaded_training else ATTACK_THREADS
-    with session(graph, threads) as sess:
+    fuse = model.fuse_matmul_bias_in_training
+    with session(graph, threads, fuse_matmul_bias=fuse) as sess:
         sess.run(init)
         extra_record: dict[str, Any] = {}
         if fitted is not None:

@@ -113,6 +113,45 @@ def test_in_graph_trainer_gives_the_per_step_loops_weights_bit_for_bit(registry,
     assert rf["test_accuracy"] == rs["test_accuracy"] > 0.5
 
 
+def _op_types_run(fuse_matmul_bias: bool) -> set[str]:
+    """Kernel types a session runs for x·W + b (its optimised partition graph)."""
+    from advbench.graph import TRAINING_THREADS, session
+
+    t = tf()
+    graph = t.Graph()
+    with graph.as_default():
+        x = t.compat.v1.placeholder(t.float32, [10, 784])
+        out = t.add(t.matmul(x, t.ones([784, 128])), t.ones([1, 128]))
+    meta = t.compat.v1.RunMetadata()
+    options = t.compat.v1.RunOptions(output_partition_graphs=True)
+    with session(graph, TRAINING_THREADS, fuse_matmul_bias=fuse_matmul_bias) as sess:
+        sess.run(out, {x: np.ones([10, 784], np.float32)}, options, meta)
+    return {node.op for g in meta.partition_graphs for node in g.node}
+
+
+def test_the_mlp_trains_the_same_weights_with_or_without_the_matmul_bias_fusion(
+    registry, tmp_path, monkeypatch
+):
+    """The mlp trains with grappler's MatMul+bias fusion off (faster at batch 10): same bits.
+
+    The option must really change the kernels run (else this test proves nothing), and 2,000
+    steps with and without it must end with equal weights: this training amplifies any
+    rounding difference (README).
+    """
+    fused, plain = _op_types_run(True), _op_types_run(False)
+    assert any("FusedMatMul" in op for op in fused)
+    assert not any("FusedMatMul" in op for op in plain)
+
+    model = registry.models.get("mlp")
+    assert model.fuse_matmul_bias_in_training is False
+    config = model.config({"steps": "2000"})
+    off = zoo.read_weights(zoo.train(model, config, seed=4, root=tmp_path / "off"))
+    monkeypatch.setattr(type(model), "fuse_matmul_bias_in_training", True)
+    on = zoo.read_weights(zoo.train(model, config, seed=4, root=tmp_path / "on"))
+    for name in off:
+        np.testing.assert_array_equal(off[name], on[name], err_msg=name)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 @pytest.mark.parametrize("threads", [(4, 1), (1, 4)], ids=["intra-op", "inter-op"])
 def test_a_session_gets_the_threads_its_config_asks_for(threads):
