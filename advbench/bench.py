@@ -185,13 +185,22 @@ def bench_ifgsm(
     rows: list[Row] = []
     budget = attack.iterations(params)
 
-    # advbench, whole set: one warm-up run, then the median of `repeats` (steady state)
+    # advbench, whole set: one warm-up run, then `repeats` runs, each followed by a measure of
+    # the GEMM rate, so that the floor is measured side by side with the attack (this machine's
+    # speed drifts); the figures are the medians, and every pair's own ratio is kept.
     graph = runner.build_attack_graph(loaded, attack, params, 0)
     whole_set = _attack_run(loaded, attack, params, images, labels, idx, clean, graph)
     whole_set()
-    records, seconds = _median_of(repeats, whole_set)
+    runs, rates = [], []
+    for _ in range(repeats):
+        runs.append(whole_set())
+        rates.append(matmul_rate(1.0))
+    records = runs[0][0]
+    seconds, rate = float(np.median([s for _, s in runs])), float(np.median(rates))
     its = np.where(records.flipped, records.iterations, budget)
     work = float(its[records.attacked].sum())
+    flops = work * 2.0 * forward_flops(model)  # forward + backward to the input
+    floor_ratios = [s / (flops / r) for (_, s), r in zip(runs, rates, strict=True)]
     rows.append(
         Row(
             "advbench ifgsm (batched while_loop, early stop)",
@@ -251,19 +260,18 @@ def bench_ifgsm(
         )
     )
 
-    rate = matmul_rate()
-    floor = work * 2.0 * forward_flops(model) / rate  # forward + backward to the input
     rows.append(
         Row(
             "arithmetic floor (FLOPs / measured GEMM rate)",
             work,
-            floor,
+            flops / rate,
             f"{rate / 1e9:.0f} GFLOP/s",
         )
     )
 
     facts: dict[str, Any] = {
         "gemm_gflops": rate / 1e9,
+        "floor_ratios": floor_ratios,
         "reference_mismatches": mismatches,
         "reference_sample": k,
     }
@@ -360,9 +368,11 @@ def bench_training(
     The tutorial's own code (`reference.tutorial_training`), advbench's trainer one `sess.run`
     per step (its graph, one thread), and advbench's trainer with the steps inside the graph.
     Each way is run once on a short slice before the clock starts (first-use costs of the
-    process), then `repeats` times; the figure is the median. Besides the rows, returns whether
-    every way ended with the in-graph trainer's weights — bit for bit, because this training
-    amplifies any rounding difference (README) — and the largest difference if not.
+    process), then the three are run in turn, `repeats` rounds, so that a slow spell of this
+    machine falls on all of them alike; the figures are the medians, and each round's ratios to
+    the in-graph trainer are returned too. Also returned: whether every way ended with the
+    in-graph trainer's weights — bit for bit, because this training amplifies any rounding
+    difference (README) — and the largest difference if not.
     """
     import tempfile
     from pathlib import Path
@@ -388,12 +398,23 @@ def bench_training(
         ("advbench, 1 sess.run per step (1 thread)", advbench_trainer(False)),
         ("advbench trainer (steps inside the graph)", advbench_trainer(True)),
     )
-    rows, weights = [], []
-    for name, train in ways:
+    for _, train in ways:
         train(min(steps, 1000))  # warm-up
-        out, seconds = _median_of(repeats, lambda train=train: _time(lambda: train(steps)))
-        rows.append(Row(name, float(steps), seconds))
-        weights.append(out)
+    times: list[list[float]] = [[] for _ in ways]
+    weights: list[dict[str, np.ndarray]] = []
+    for round_ in range(repeats):
+        for way, (_, train) in enumerate(ways):
+            out, seconds = _time(lambda train=train: train(steps))
+            times[way].append(seconds)
+            if round_ == 0:
+                weights.append(out)
+    medians = [float(np.median(t)) for t in times]
+    rows = [Row(name, float(steps), m) for (name, _), m in zip(ways, medians, strict=True)]
+    rounds = [[t[r] / times[-1][r] for t in times[:-1]] for r in range(repeats)]
     ours = weights[-1]
     diffs = [max(float(np.max(np.abs(w[k] - ours[k]))) for k in ours) for w in weights[:-1]]
-    return rows, {"bit_identical": all(d == 0.0 for d in diffs), "max_abs_diff": diffs}
+    return rows, {
+        "bit_identical": all(d == 0.0 for d in diffs),
+        "max_abs_diff": diffs,
+        "ratios_per_round": rounds,
+    }

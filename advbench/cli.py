@@ -512,6 +512,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     )
     print(
+        "advbench vs the floor, each run against the GEMM rate measured right after it: "
+        + ", ".join(f"{r:.2f}×" for r in facts["floor_ratios"])
+    )
+    print(
         f"per-image iterations-to-flip, tutorial loop vs advbench on the "
         f"{facts['reference_sample']}-image sample: {facts['reference_mismatches']} differ"
     )
@@ -553,6 +557,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if trained["bit_identical"]
         else "DIFFER (largest |Δ|: " + ", ".join(f"{d:.3g}" for d in diffs) + ")"
     )
+    rounds = trained["ratios_per_round"]
+    for way, other in enumerate(("the tutorial's code", "the per-step loop")):
+        print(
+            f"in-graph trainer vs {other}, round by round: "
+            + ", ".join(f"{r[way]:.1f}× faster" for r in rounds)
+        )
     print(f"weights after training, all three ways: {verdict}")
     if args.json_path:
         out = {
