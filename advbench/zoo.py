@@ -112,13 +112,15 @@ def train(
         x = t.compat.v1.placeholder(t.float32, [None, 784], name=model.input_name)
         y = t.compat.v1.placeholder(t.float32, [None, 10], name=model.label_name)
         net = model.build(config)
-        step_op = None if model.trains_outside_graph else model.train_step(net, x, y, config)
-        predictions = t.argmax(net.logits(x), 1)
         if in_graph is None:
             in_graph = model.in_graph_training
-        loop = (
-            _in_graph_loop(model, net, config, data) if in_graph and step_op is not None else None
+        in_graph = in_graph and not model.trains_outside_graph
+        # One of the two trainers is built: the in-graph loop, or the op run once per step.
+        loop = _in_graph_loop(model, net, config, data) if in_graph else None
+        step_op = (
+            None if in_graph or model.trains_outside_graph else model.train_step(net, x, y, config)
         )
+        predictions = t.argmax(net.logits(x), 1)
         saver = t.compat.v1.train.Saver(var_list=net.variables, max_to_keep=None)
         init = t.compat.v1.variables_initializer(
             [

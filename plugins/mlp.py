@@ -160,8 +160,9 @@ class MLP(Model):
         t = tf()
         g = net.backprop(x, y_onehot)
         eta = t.constant(config["eta"])
-        d_b_1 = t.reduce_mean(g["d_b_1"], axis=[0])
-        d_b_2 = t.reduce_mean(g["d_b_2"], axis=[0])
+        # keepdims: the bias gradients come out in the biases' [1, n] shape (no Reshape ops)
+        d_b_1 = t.reduce_mean(g["d_b_1"], axis=[0], keepdims=True)
+        d_b_2 = t.reduce_mean(g["d_b_2"], axis=[0], keepdims=True)
         grads = [g["d_w_1"], d_b_1, g["d_w_2"], d_b_2]
         # Every update waits for every gradient: SGD from the pre-step values, no read/write
         # race. `ResourceApplyGradientDescent` computes var − eta·grad in place: the tutorial's
@@ -170,9 +171,7 @@ class MLP(Model):
         with t.control_dependencies(grads):
             return t.group(
                 *[
-                    t.raw_ops.ResourceApplyGradientDescent(
-                        var=v.handle, alpha=eta, delta=t.reshape(d, v.shape)
-                    )
+                    t.raw_ops.ResourceApplyGradientDescent(var=v.handle, alpha=eta, delta=d)
                     for v, d in zip(net.variables, grads, strict=True)
                 ]
             )
