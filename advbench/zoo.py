@@ -115,7 +115,7 @@ def train(
         if in_graph is None:
             in_graph = model.in_graph_training
         in_graph = in_graph and not model.trains_outside_graph
-        # One of the two trainers is built: the in-graph loop, or the op run once per step.
+        # Only the trainer that will run is built: the in-graph loop or the once-per-step op.
         loop = _in_graph_loop(model, net, config, data) if in_graph else None
         step_op = (
             None if in_graph or model.trains_outside_graph else model.train_step(net, x, y, config)
