@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,3 +82,36 @@ def test_block_list_pins_the_run(tmp_path):
     proc = _cli("plugins", "--json", env={"ADVBENCH_PLUGINS_BLOCK": "example"})
     names = {p["name"] for p in json.loads(proc.stdout)}
     assert "example" not in names and "mlp" in names
+
+
+def test_the_guides_example_attack_runs_as_written(tmp_path):
+    """docs/plugins.md's `signflip`, copied out of the guide into a drop-in folder, is listed
+    and runs: the guide's code cannot rot unnoticed."""
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    start = guide.index("```python\n", guide.index("my_attacks/__init__.py")) + len("```python\n")
+    code = guide[start : guide.index("```", start)]
+    folder = tmp_path / "my_attacks"
+    folder.mkdir()
+    (folder / "signflip.py").write_text(textwrap.dedent(code))
+    listed = _cli("plugins", "--plugins", str(folder))
+    assert listed.returncode == 0 and "signflip" in listed.stdout, listed.stderr
+    out = tmp_path / "o"
+    proc = _cli(
+        "run",
+        "--models",
+        "mlp",
+        "--attacks",
+        "signflip",
+        "--limit",
+        "50",
+        "--out",
+        str(out),
+        "--db",
+        str(tmp_path / "r.sqlite"),
+        "--no-figures",
+        "--plugins",
+        str(folder),
+    )
+    assert proc.returncode == 0, proc.stderr
+    cell = json.loads((out / "results.json").read_text())["cells"][0]
+    assert cell["label"] == "signflip" and cell["status"] == "done" and cell["flip_rate"] > 0.5
