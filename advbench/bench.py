@@ -99,6 +99,18 @@ def forward_flops(model: Any) -> float:
     return float(total)
 
 
+def _work(records: Any, budget: int) -> float:
+    """Image-iterations actually run: each attacked image until its first success, or the
+    whole `budget` if it never succeeds."""
+    return float(np.where(records.flipped, records.iterations, budget)[records.attacked].sum())
+
+
+def _floor_flops(model: Any, work: float) -> float:
+    """FLOPs of `work` image-iterations: one forward and one backward-to-input pass each (the
+    backward to the input costs about one forward pass)."""
+    return work * 2.0 * forward_flops(model)
+
+
 def bench_attack_vs_floor(
     loaded: Any,
     model: Any,
@@ -108,8 +120,8 @@ def bench_attack_vs_floor(
     labels: np.ndarray,
     rate: float,
 ) -> Row:
-    """An attack over `images` next to its floor: (forward + backward-to-input) FLOPs per
-    image-iteration actually run (backward to the input costs about one forward pass)."""
+    """An attack over `images` next to its floor: the FLOPs of the image-iterations it ran
+    (`_floor_flops`) over the GEMM `rate`."""
     from advbench import runner
 
     idx = np.arange(len(images), dtype=np.int64)
@@ -119,9 +131,8 @@ def bench_attack_vs_floor(
     attack_run = _attack_run(loaded, attack, params, images, labels, idx, clean, graph)
     attack_run()
     rec, seconds = attack_run()
-    its = np.where(rec.flipped, rec.iterations, attack.iterations(params))[rec.attacked]
-    work = float(its.sum())
-    floor = work * 2.0 * forward_flops(model) / rate
+    work = _work(rec, attack.iterations(params))
+    floor = _floor_flops(model, work) / rate
     return Row(
         f"{attack.name} on {model.name}",
         work,
@@ -197,9 +208,8 @@ def bench_ifgsm(
         rates.append(matmul_rate(1.0))
     records = runs[0][0]
     seconds, rate = float(np.median([s for _, s in runs])), float(np.median(rates))
-    its = np.where(records.flipped, records.iterations, budget)
-    work = float(its[records.attacked].sum())
-    flops = work * 2.0 * forward_flops(model)  # forward + backward to the input
+    work = _work(records, budget)
+    flops = _floor_flops(model, work)
     floor_ratios = [s / (flops / r) for (_, s), r in zip(runs, rates, strict=True)]
     rows.append(
         Row(

@@ -22,34 +22,42 @@ def _cli(*args, env=None):
     )
 
 
+def _run(tmp_path, models: str, attacks: str, limit: int, *extra, env=None):
+    """`advbench run` into `tmp_path` (own results database, no figures): the process and
+    the run's results.json (None if it wrote none)."""
+    out = tmp_path / "o"
+    proc = _cli(
+        "run",
+        "--models",
+        models,
+        "--attacks",
+        attacks,
+        "--limit",
+        str(limit),
+        "--out",
+        str(out),
+        "--db",
+        str(tmp_path / "r.sqlite"),
+        "--no-figures",
+        *extra,
+        env=env,
+    )
+    results = out / "results.json"
+    return proc, json.loads(results.read_text()) if results.exists() else None
+
+
 def test_installed_example_package_is_listed_and_runs_end_to_end(tmp_path):
     listed = _cli("plugins")
     assert listed.returncode == 0
     assert "entry point (advbench-example)" in listed.stdout, (
         "install it: pip install -e plugins/examples/advbench-example (make test does)"
     )
-    out = tmp_path / "o"
-    proc = _cli(
-        "run",
-        "--models",
-        "relu-mlp,mlp",
-        "--attacks",
-        "gaussian,fgsm",
-        "--limit",
-        "100",
-        "--out",
-        str(out),
-        "--db",
-        str(tmp_path / "r.sqlite"),
-        "--no-figures",
-    )
+    proc, results = _run(tmp_path, "relu-mlp,mlp", "gaussian,fgsm", 100)
     assert proc.returncode == 0, proc.stderr
-    cells = {
-        (c["model"], c["label"]): c for c in json.loads((out / "results.json").read_text())["cells"]
-    }
+    cells = {(c["model"], c["label"]): c for c in results["cells"]}
     assert set(cells) == {(m, a) for m in ("relu-mlp", "mlp") for a in ("gaussian", "fgsm")}
     assert all(c["status"] == "done" for c in cells.values())
-    models = json.loads((out / "results.json").read_text())["models"]
+    models = results["models"]
     assert next(m for m in models if m["name"] == "relu-mlp")["clean_accuracy"] > 0.9
 
 
@@ -57,24 +65,11 @@ def test_drop_in_file_runs_end_to_end(tmp_path):
     folder = ROOT / "plugins" / "examples" / "dropin"
     listed = _cli("plugins", "--plugins", str(folder))
     assert "contrast" in listed.stdout and str(folder / "contrast.py") in listed.stdout
-    out = tmp_path / "o"
-    proc = _cli(
-        "run",
-        "--models",
-        "mlp",
-        "--attacks",
-        "contrast",
-        "--limit",
-        "100",
-        "--out",
-        str(out),
-        "--db",
-        str(tmp_path / "r.sqlite"),
-        "--no-figures",
-        env={"ADVBENCH_PLUGINS_DIR": str(folder)},
+    proc, results = _run(
+        tmp_path, "mlp", "contrast", 100, env={"ADVBENCH_PLUGINS_DIR": str(folder)}
     )
     assert proc.returncode == 0, proc.stderr
-    cell = json.loads((out / "results.json").read_text())["cells"][0]
+    cell = results["cells"][0]
     assert cell["label"] == "contrast" and cell["flip_rate"] > 0.5
 
 
@@ -95,23 +90,7 @@ def test_the_guides_example_attack_runs_as_written(tmp_path):
     (folder / "signflip.py").write_text(textwrap.dedent(code))
     listed = _cli("plugins", "--plugins", str(folder))
     assert listed.returncode == 0 and "signflip" in listed.stdout, listed.stderr
-    out = tmp_path / "o"
-    proc = _cli(
-        "run",
-        "--models",
-        "mlp",
-        "--attacks",
-        "signflip",
-        "--limit",
-        "50",
-        "--out",
-        str(out),
-        "--db",
-        str(tmp_path / "r.sqlite"),
-        "--no-figures",
-        "--plugins",
-        str(folder),
-    )
+    proc, results = _run(tmp_path, "mlp", "signflip", 50, "--plugins", str(folder))
     assert proc.returncode == 0, proc.stderr
-    cell = json.loads((out / "results.json").read_text())["cells"][0]
+    cell = results["cells"][0]
     assert cell["label"] == "signflip" and cell["status"] == "done" and cell["flip_rate"] > 0.5
