@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := plugins/examples/advbench-example/pyproject.toml
 
-.PHONY: run test lint checkpoints clean publish bench
+.PHONY: run test test-cpu-paths lint checkpoints clean publish bench
 
 $(STAMP): pyproject.toml $(EXAMPLE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	cd plugins/examples/advbench-example && ../../../$(BIN)/python -m pytest -p no:cacheprovider --benchmark-disable
+
+# The tests whose float rounding depends on the CPU path, on both paths whatever this CPU's
+# default: Eigen kernels (oneDNN off) and oneDNN capped at AVX2 (the widest ISA every x86-64
+# machine here has). On an AVX-512 machine `make test` itself covers the third, oneDNN at AVX-512.
+test-cpu-paths: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/python -m pytest -m cpu_path -p no:cacheprovider
+	TF_ENABLE_ONEDNN_OPTS=1 ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -m cpu_path -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check advbench plugins tests

@@ -111,6 +111,54 @@ def session(graph, threads: Threads = ATTACK_THREADS, *, fuse_matmul_bias: bool 
     return t.compat.v1.Session(graph=graph, config=config)
 
 
+_onednn: bool | None = None
+
+
+def onednn_enabled() -> bool:
+    """Does this process run oneDNN's CPU kernels and graph rewrites?
+
+    TensorFlow turns them on by default only on CPUs with AVX-512 VNNI, AVX-VNNI, BF16 or AMX
+    (`TF_ENABLE_ONEDNN_OPTS` overrides; `ONEDNN_MAX_CPU_ISA` caps the instructions they use).
+    Kernels differ in float rounding from the Eigen ones, so results are bit-identical only
+    between machines on the same path (README, "Reproducibility"). Asked of the runtime itself:
+    a MatMul is rewritten to a `_Mkl` kernel exactly when oneDNN is on.
+    """
+    global _onednn
+    if _onednn is None:
+        t = tf()
+        graph = t.Graph()
+        with graph.as_default():
+            x = t.compat.v1.placeholder(t.float32, [2, 2])
+            out = t.matmul(x, x)
+        meta = t.compat.v1.RunMetadata()
+        options = t.compat.v1.RunOptions(output_partition_graphs=True)
+        with session(graph, Threads(1, 1)) as sess:
+            sess.run(out, {x: [[1.0, 0.0], [0.0, 1.0]]}, options, meta)
+        _onednn = any(n.op.startswith("_Mkl") for g in meta.partition_graphs for n in g.node)
+    return _onednn
+
+
+def cpu_kind() -> str:
+    """The CPU path that decides float rounding: the widest vector ISA and whether oneDNN runs.
+
+    E.g. "x86_64 avx512, oneDNN" or "x86_64 avx2, Eigen". Stored with every checkpoint and
+    result so that a difference in the last bits can be traced to the machine that made it.
+    """
+    import platform
+
+    flags: set[str] = set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", errors="replace") as info:
+        for line in info:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    isa = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "")
+    isa = {"avx512f": "avx512"}.get(isa, isa)
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    engine = "oneDNN" + (f" (max ISA {cap})" if cap else "") if onednn_enabled() else "Eigen"
+    return " ".join(filter(None, (platform.machine(), isa))) + f", {engine}"
+
+
 def versions() -> dict[str, str]:
     """Library versions recorded next to every checkpoint and result."""
     import platform
@@ -124,4 +172,5 @@ def versions() -> dict[str, str]:
         "tensorflow": tf().__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),
+        "cpu": cpu_kind(),
     }

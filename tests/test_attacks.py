@@ -54,19 +54,43 @@ def test_ifgsm_is_far_stronger_than_noise(registry, mlp_loaded, sample):
     assert grad.flipped.sum() > 1.5 * noise.flipped.sum()
 
 
+@pytest.mark.cpu_path
 @pytest.mark.parametrize(("name", "n"), [("ifgsm", 40), ("noise", 12)])
-def test_batched_driver_equals_the_tutorial_loop(registry, mlp_loaded, sample, name, n):
-    """Per-image iterations-to-flip of the batched while-loop = the per-image reference loop."""
-    attack, params, records = _run(registry, mlp_loaded, name, {}, sample, n)
+def test_batched_driver_equals_the_tutorial_loop_bit_for_bit(registry, mlp_loaded, sample, name, n):
+    """The driver's bookkeeping (compaction, early stop, scatter) is exact: fed one image per
+    batch it does the per-image loop's arithmetic on the same shapes, so iterations-to-flip
+    and final images equal the reference loop's bit for bit on every CPU kind."""
+    attack, params, records = _run(registry, mlp_loaded, name, {}, sample, n, batch=1)
     images, labels, indices = (a[:n] for a in sample)
     ref_its, ref_final = reference.per_image_iterations(
         mlp_loaded, attack, params, 0, images, labels, indices
     )
     np.testing.assert_array_equal(records.iterations, ref_its)
-    # Batch shape changes float rounding, and with it the sign of a gradient component that is
-    # ~0: a handful of pixels may take another step direction. Bound it, don't hide it.
-    differs = np.abs(records.adversarial - ref_final) > 1e-6
-    assert differs.mean() < 1e-3
+    np.testing.assert_array_equal(records.adversarial, ref_final)
+
+
+@pytest.mark.cpu_path
+def test_whole_batch_driver_follows_the_tutorial_loop_but_for_rounding(
+    registry, mlp_loaded, sample
+):
+    """At the full batch, the GEMM's blocking differs from the one-image loop's, so float
+    rounding differs, and with it the sign of a gradient component that is almost zero: such
+    an image takes another path. Which images do depends on the CPU kind (README,
+    "Reproducibility"); what holds on every kind is that few do, and that both ways still
+    end on an adversarial (or the same unflipped) prediction.
+    """
+    n = 200
+    attack, params, records = _run(registry, mlp_loaded, "ifgsm", {}, sample, n)
+    images, labels, indices = (a[:n] for a in sample)
+    ref_its, ref_final = reference.per_image_iterations(
+        mlp_loaded, attack, params, 0, images, labels, indices
+    )
+    attacked = records.attacked.sum()
+    diverged = (np.abs(records.adversarial - ref_final) > 1e-6).any(axis=1)
+    assert diverged.sum() <= 0.05 * attacked
+    assert (records.iterations != ref_its).sum() <= 0.02 * attacked
+    assert np.array_equal(records.iterations > 0, ref_its > 0)
+    np.testing.assert_array_equal(records.adv_pred, runner.predict(mlp_loaded, ref_final))
 
 
 def test_batch_size_does_not_change_noise(registry, mlp_loaded, sample):
@@ -77,6 +101,7 @@ def test_batch_size_does_not_change_noise(registry, mlp_loaded, sample):
     np.testing.assert_array_equal(a.adversarial, b.adversarial)
 
 
+@pytest.mark.cpu_path
 def test_same_seed_same_numbers_other_seed_other_noise(registry, mlp_loaded, sample):
     _, _, a = _run(registry, mlp_loaded, "noise", {"iterations": "60"}, sample, 100, seed=1)
     _, _, b = _run(registry, mlp_loaded, "noise", {"iterations": "60"}, sample, 100, seed=1)
@@ -109,6 +134,7 @@ def test_counter_based_randomness_is_fair_and_independent(mlp_loaded):
     assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
 
 
+@pytest.mark.cpu_path
 def test_driver_when_every_row_succeeds_on_a_conv_net(registry, test_set):
     """Every row flips before the budget, so the loop ends with an empty batch: the final
     scoring pass must cope (oneDNN convolutions reject an empty batch) and still agree with

@@ -40,6 +40,7 @@ def shipped(registry):
         loaded.close()
 
 
+@pytest.mark.cpu_path
 @pytest.mark.parametrize("name", MODELS)
 def test_shipped_checkpoint_restores_to_its_recorded_accuracy(shipped, test_set, name):
     loaded = shipped[name]
