@@ -4,7 +4,7 @@ The package is importable without TensorFlow being loaded: only the engine modul
 (`graph`, `zoo`, `runner`) import it, lazily, so `advbench --help` answers fast.
 """
 
-from advbench.hookspecs import hookimpl
+from advbench.contract.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "hookimpl"]

@@ -23,7 +23,7 @@ import pytest
 
 def check_model(loaded: Any, images: np.ndarray, labels: np.ndarray) -> None:
     """Shapes, probabilities, argmax agreement, and the input gradient vs finite differences."""
-    from advbench.graph import tf
+    from advbench.contract.lazy_tf import tf
 
     t = tf()
     net = loaded.network
@@ -68,7 +68,7 @@ def check_attack(
 
     Returns the records of the run for further, attack-specific assertions.
     """
-    from advbench import runner
+    from advbench.engine import runner
 
     params = attack.config(overrides)
     idx = np.arange(len(images), dtype=np.int64)
@@ -129,7 +129,7 @@ class Checks:
 @pytest.fixture(scope="session")
 def advbench_registry():
     """Every loaded plugin's models and attacks (built-ins, entry points, $ADVBENCH_PLUGINS_DIR)."""
-    from advbench import plugins
+    from advbench.host import plugins
 
     return plugins.load()
 
@@ -137,7 +137,7 @@ def advbench_registry():
 @pytest.fixture(scope="session")
 def advbench_model(advbench_registry):
     """`advbench_model(name)`: that model restored from its checkpoint (trained on a miss)."""
-    from advbench import zoo
+    from advbench.engine import zoo
 
     opened: dict[str, Any] = {}
 
@@ -155,7 +155,7 @@ def advbench_model(advbench_registry):
 @pytest.fixture(scope="session")
 def advbench_sample():
     """(images, labels, indices) of the first 200 MNIST test images."""
-    from advbench import data
+    from advbench.engine import data
 
     test = data.read_test_set()
     n = 200
@@ -175,7 +175,7 @@ def advbench_attack_bench(advbench_model, advbench_registry, advbench_sample):
     For pytest-benchmark: runs the attack on the 200-image sample once per round and records
     images per second in `benchmark.extra_info`.
     """
-    from advbench import runner
+    from advbench.engine import runner
 
     def run(
         benchmark: Any, attack: str, overrides: Mapping[str, str] | None = None, model: str = "mlp"

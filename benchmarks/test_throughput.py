@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from advbench import plugins, zoo
+from advbench.engine import zoo
+from advbench.host import plugins
 
 LOADED = plugins.load()
 ATTACKS = [e.name for e in LOADED.attacks.entries.values() if e.plugin in plugins.BUILTIN_NAMES]

@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, Attack, BatchInputs, BatchOutputs, target_param
-from advbench.graph import tf
-from advbench.losses import margin
-from advbench.model import Network
-from advbench.params import Param
+from advbench.contract.attack import CLIP_PARAMS, Attack, target_param
+from advbench.contract.lazy_tf import tf
+from advbench.contract.losses import margin
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.steps import BatchInputs, BatchOutputs
 
 BIG = 1e10
 

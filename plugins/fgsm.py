@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, Attack, StepInputs, clip, target_param
-from advbench.graph import tf
-from advbench.losses import LOSS_PARAM, ascent_gradient
-from advbench.model import Network
-from advbench.params import Param
+from advbench.contract.attack import CLIP_PARAMS, Attack, clip, target_param
+from advbench.contract.lazy_tf import tf
+from advbench.contract.losses import LOSS_PARAM, ascent_gradient
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.steps import StepInputs
 
 
 class FGSM(Attack):

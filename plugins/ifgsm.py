@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, Attack, StepInputs, clip
-from advbench.graph import tf
-from advbench.model import Network
-from advbench.params import Param
+from advbench.contract.attack import CLIP_PARAMS, Attack, clip
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.steps import StepInputs
 
 
 class IFGSM(Attack):

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from advbench import hookimpl
-from advbench.graph import tf
-from advbench.model import Fitted, Model, Network
-from advbench.params import Param
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Fitted, Model, Network
+from advbench.contract.params import Param
 
 
 class KerasMLPNetwork(Network):

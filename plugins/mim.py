@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench_plugins.pgd import project
-
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, Attack, StepInputs, target_param
-from advbench.graph import tf
-from advbench.losses import LOSS_PARAM, ascent_gradient
-from advbench.model import Network
-from advbench.params import Param
+from advbench.contract.attack import CLIP_PARAMS, Attack, target_param
+from advbench.contract.lazy_tf import tf
+from advbench.contract.losses import LOSS_PARAM, ascent_gradient
+from advbench.contract.model import Network
+from advbench.contract.norms import project
+from advbench.contract.params import Param
+from advbench.contract.steps import StepInputs
 
 
 class MIM(Attack):
@@ -50,7 +50,8 @@ class MIM(Attack):
         grad = grad / (t.reduce_mean(t.abs(grad), axis=1, keepdims=True) + 1e-12)
         momentum = params["decay"] * s.state[0] + grad
         x = s.x + params["step"] * t.sign(momentum)
-        return project(x, s.x0, {**params, "norm": "inf"}), (momentum,)
+        x = project(x, s.x0, "inf", params["eps"], params["clip_min"], params["clip_max"])
+        return x, (momentum,)
 
 
 @hookimpl

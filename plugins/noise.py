@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, SEED_PARAM, Attack, StepInputs, clip
-from advbench.model import Network
-from advbench.params import Param
-from advbench.randomness import random_signs
+from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.randomness import random_signs
+from advbench.contract.steps import StepInputs
 
 
 class Noise(Attack):

@@ -14,49 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, SEED_PARAM, Attack, StepInputs, clip, target_param
-from advbench.graph import tf
-from advbench.losses import LOSS_PARAM, ascent_gradient
-from advbench.model import Network
-from advbench.params import Param
-from advbench.randomness import random_normal, random_uniform
+from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, target_param
+from advbench.contract.losses import LOSS_PARAM, ascent_gradient
+from advbench.contract.model import Network
+from advbench.contract.norms import gradient_step, project, random_start
+from advbench.contract.params import Param
+from advbench.contract.steps import StepInputs
 
 NORM_PARAM = Param("norm", "inf", "threat model: inf (L∞) or 2 (L2)", str, choices=("inf", "2"))
-
-
-def _l2(v):
-    t = tf()
-    return t.sqrt(t.reduce_sum(t.square(v), axis=1, keepdims=True) + 1e-12)
-
-
-def project(x, x0, params: Mapping[str, Any]):
-    """Back into the eps-ball around x0 (in the attack's norm), then into the pixel range."""
-    t = tf()
-    eps = params["eps"]
-    if params["norm"] == "inf":
-        x = t.clip_by_value(x, x0 - eps, x0 + eps)
-    else:
-        delta = x - x0
-        x = x0 + delta * t.minimum(1.0, eps / _l2(delta))
-    return clip(x, params)
-
-
-def random_start(s: StepInputs, params: Mapping[str, Any]):
-    """A uniform draw from the eps-ball around each original (keyed by image index)."""
-    eps = params["eps"]
-    if params["norm"] == "inf":
-        u = random_uniform(s.seed, s.index, s.iteration, 784, stream=1)
-        return clip(s.x0 + eps * (2.0 * u - 1.0), params)
-    direction = random_normal(s.seed, s.index, s.iteration, 784, stream=2)
-    radius = random_uniform(s.seed, s.index, s.iteration, 1, stream=3) ** (1.0 / 784)
-    return clip(s.x0 + eps * radius * direction / _l2(direction), params)
-
-
-def gradient_step(x, grad, step: float, norm: str):
-    """One ascent step: signed (L∞) or normalised (L2)."""
-    if norm == "inf":
-        return x + step * tf().sign(grad)
-    return x + step * grad / _l2(grad)
 
 
 class PGD(Attack):
@@ -86,11 +51,18 @@ class PGD(Attack):
         return ("linf" if params["norm"] == "inf" else "l2", params["eps"])
 
     def initial(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
-        return random_start(s, params) if params["random_start"] else s.x0
+        if not params["random_start"]:
+            return s.x0
+        return random_start(
+            s, params["norm"], params["eps"], params["clip_min"], params["clip_max"]
+        )
 
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params))
-        return project(gradient_step(s.x, grad, params["step"], params["norm"]), s.x0, params)
+        x = gradient_step(s.x, grad, params["step"], params["norm"])
+        return project(
+            x, s.x0, params["norm"], params["eps"], params["clip_min"], params["clip_max"]
+        )
 
 
 @hookimpl

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.graph import tf
-from advbench.model import Model, Network
-from advbench.params import Param
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Model, Network
+from advbench.contract.params import Param
 
 
 class SoftmaxNetwork(Network):

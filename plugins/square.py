@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, SEED_PARAM, Attack, StepInputs, clip
-from advbench.graph import tf
-from advbench.losses import margin
-from advbench.model import Network
-from advbench.params import Param
-from advbench.randomness import random_signs, random_uniform
+from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip
+from advbench.contract.lazy_tf import tf
+from advbench.contract.losses import margin
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.randomness import random_signs, random_uniform
+from advbench.contract.steps import StepInputs
 
 SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 

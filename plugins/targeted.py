@@ -19,11 +19,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, SEED_PARAM, Attack, StepInputs, clip, target_param
-from advbench.graph import tf
-from advbench.model import Network
-from advbench.params import Param
-from advbench.randomness import random_uniform
+from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip, target_param
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.randomness import random_uniform
+from advbench.contract.steps import StepInputs
 
 
 def _ascent_params(step: float, iterations: int, confidence: float) -> tuple[Param, ...]:

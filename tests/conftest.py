@@ -16,7 +16,8 @@ os.environ["ADVBENCH_DB"] = os.path.join(os.environ["ADVBENCH_HOME"], "results.s
 for var in ("ADVBENCH_PLUGINS_DIR", "ADVBENCH_PLUGINS_ALLOW", "ADVBENCH_PLUGINS_BLOCK"):
     os.environ.pop(var, None)
 
-from advbench import data, plugins, zoo  # noqa: E402
+from advbench.engine import data, zoo  # noqa: E402
+from advbench.host import plugins  # noqa: E402
 
 SHIPPED_MNIST = Path(data.__file__).parent / "mnist"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advbench import plugins, runner
+from advbench.engine import runner
+from advbench.host import plugins
 
 N = 100
 # attack, overrides, smallest acceptable success rate on the default mlp (first 100 images)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advbench import reference, runner
+from advbench.engine import runner
+from advbench.lab import reference
 
 # (attack, parameter overrides) kept small enough for the default test run.
 CASES = [
@@ -111,8 +112,8 @@ def test_same_seed_same_numbers_other_seed_other_noise(registry, mlp_loaded, sam
 
 
 def test_counter_based_randomness_is_fair_and_independent(mlp_loaded):
-    from advbench.graph import tf
-    from advbench.randomness import random_normal, random_signs, random_uniform
+    from advbench.contract.lazy_tf import tf
+    from advbench.contract.randomness import random_normal, random_signs, random_uniform
 
     t = tf()
     with mlp_loaded.graph.as_default():
@@ -139,7 +140,7 @@ def test_driver_when_every_row_succeeds_on_a_conv_net(registry, test_set):
     """Every row flips before the budget, so the loop ends with an empty batch: the final
     scoring pass must cope (oneDNN convolutions reject an empty batch) and still agree with
     the tutorial's per-image loop."""
-    from advbench import zoo
+    from advbench.engine import zoo
 
     model, attack = registry.models.get("cnn"), registry.attacks.get("ifgsm")
     params = attack.config({"step": "0.05", "iterations": "60"})

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from advbench import data
 from advbench.cli import main
+from advbench.engine import data
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -131,7 +131,7 @@ def test_bad_input_is_one_line_and_nonzero(args, message, capsys, monkeypatch):
     def no_run(*a, **k):
         raise AssertionError("bad input reached the benchmark")
 
-    monkeypatch.setattr("advbench.benchmark.execute", no_run)
+    monkeypatch.setattr("advbench.engine.run.execute", no_run)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from advbench import plugins
+from advbench.host import plugins
 
 BUILTIN = plugins.load()
 MODELS = [e.name for e in BUILTIN.models.entries.values() if e.plugin in plugins.BUILTIN_NAMES]
@@ -35,8 +35,8 @@ def test_targeted_variant_conforms(advbench_checks):
 
 def test_the_kit_catches_a_broken_attack(advbench_checks, tmp_path, monkeypatch):
     """The kit can fail: an attack that leaves the pixel range is caught."""
-    from advbench.attack import CLIP_PARAMS, Attack
-    from advbench.params import Param
+    from advbench.contract.attack import CLIP_PARAMS, Attack
+    from advbench.contract.params import Param
 
     class OutOfRange(Attack):
         name = "out-of-range"

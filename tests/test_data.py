@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from advbench import data
+from advbench.engine import data
 from advbench.errors import DataError
 
 SHIPPED_MNIST = data.default_dir()

@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from advbench import zoo
-from advbench.graph import onednn_enabled, tf
+from advbench.contract.lazy_tf import tf
+from advbench.engine import zoo
+from advbench.engine.graph import onednn_enabled
 
 
 def test_manual_input_gradient_equals_tf_gradients(mlp_loaded, sample):
@@ -55,7 +56,7 @@ def test_manual_gradient_matches_finite_differences(mlp_loaded, sample):
 
 
 def test_shipped_checkpoint_reaches_the_tutorial_accuracy(mlp_loaded, test_set):
-    from advbench import runner
+    from advbench.engine import runner
 
     record = mlp_loaded.record
     pred = runner.predict(mlp_loaded, test_set.images)
@@ -83,11 +84,11 @@ def test_training_is_deterministic_and_restores_exactly(registry, tmp_path):
     # path, since this training amplifies rounding: 0.38 with oneDNN at AVX2, over 0.4 with
     # Eigen or oneDNN at AVX-512 (README, "Reproducibility").
     assert record["test_accuracy"] > 0.2
-    from advbench import runner
+    from advbench.engine import runner
 
     loaded = zoo.restore(model, config, a)
     try:
-        from advbench import data
+        from advbench.engine import data
 
         test = data.read_test_set()
         acc = float((runner.predict(loaded, test.images) == test.labels_int).mean())
@@ -124,7 +125,7 @@ def _op_types_run(fuse_matmul_bias: bool, bias_add: bool) -> set[str]:
     `bias_add`: b is added by `BiasAdd` (every CPU build of TF fuses that) instead of the
     mlp's broadcasting `Add` (fused only where oneDNN's graph rewrites are on).
     """
-    from advbench.graph import TRAINING_THREADS, session
+    from advbench.engine.graph import TRAINING_THREADS, session
 
     t = tf()
     graph = t.Graph()
@@ -183,7 +184,7 @@ def test_a_session_gets_the_threads_its_config_asks_for(threads):
     settings; `graph.tf()` and `graph.session()` turn that off, which made the mlp's training
     step about twice as fast (README, Performance).
     """
-    from advbench.graph import Threads, session
+    from advbench.engine.graph import Threads, session
 
     t = tf()
     graph = t.Graph()
@@ -218,7 +219,7 @@ def _numpy_sgd_step(w1, b1, w2, b2, x, y, eta):
 @pytest.mark.cpu_path
 def test_training_step_is_sgd_from_the_pre_step_values(registry):
     """All four updates use gradients of the old weights (no read/write race), many times over."""
-    from advbench.graph import ATTACK_THREADS, session
+    from advbench.engine.graph import ATTACK_THREADS, session
 
     t = tf()
     model = registry.models.get("mlp")
@@ -231,7 +232,7 @@ def test_training_step_is_sgd_from_the_pre_step_values(registry):
         net = model.build(config)
         op = model.train_step(net, x, y, config)
         init = t.compat.v1.global_variables_initializer()
-    from advbench import data
+    from advbench.engine import data
 
     sets = data.read_data_sets(one_hot=True, seed=0)
     with session(graph, ATTACK_THREADS) as sess:  # default (multi-threaded) pools

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from advbench import plugins, runner, zoo
-from advbench.graph import tf
+from advbench.contract.lazy_tf import tf
+from advbench.engine import runner, zoo
+from advbench.host import plugins
 
 _LOADED = plugins.load()
 MODELS = [e.name for e in _LOADED.models.entries.values() if e.plugin in plugins.BUILTIN_NAMES]

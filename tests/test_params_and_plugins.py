@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from advbench import plugins
+from advbench.contract.params import Param, resolve
 from advbench.errors import ParamError, PluginError
-from advbench.params import Param, resolve
+from advbench.host import plugins
 
 
 def test_params_parse_and_validate():
@@ -76,8 +76,8 @@ def test_drop_in_file_plugin_and_isolation_of_broken_ones(tmp_path):
         "extra",
         """
         from advbench import hookimpl
-        from advbench.attack import Attack, CLIP_PARAMS
-        from advbench.params import Param
+        from advbench.contract.attack import Attack, CLIP_PARAMS
+        from advbench.contract.params import Param
 
         class Still(Attack):
             name = "still"

@@ -85,8 +85,8 @@ def test_a_failing_attack_is_recorded_and_the_rest_completes(tmp_path, capsys):
     (tmp_path / "plugs" / "broken_attack.py").write_text(
         textwrap.dedent("""
         from advbench import hookimpl
-        from advbench.attack import Attack, CLIP_PARAMS
-        from advbench.params import Param
+        from advbench.contract.attack import Attack, CLIP_PARAMS
+        from advbench.contract.params import Param
 
         class Exploding(Attack):
             name = "exploding"

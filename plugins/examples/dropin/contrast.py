@@ -5,9 +5,9 @@ flips — how much contrast a model needs, a perturbation no gradient is involve
 """
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, Attack
-from advbench.graph import tf
-from advbench.params import Param
+from advbench.contract.attack import CLIP_PARAMS, Attack
+from advbench.contract.lazy_tf import tf
+from advbench.contract.params import Param
 
 
 class Contrast(Attack):

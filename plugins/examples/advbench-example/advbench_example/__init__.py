@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from advbench import hookimpl
-from advbench.attack import CLIP_PARAMS, SEED_PARAM, Attack, StepInputs, clip
-from advbench.graph import tf
-from advbench.model import Model, Network
-from advbench.params import Param
-from advbench.randomness import random_normal
+from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Model, Network
+from advbench.contract.params import Param
+from advbench.contract.randomness import random_normal
+from advbench.contract.steps import StepInputs
 
 
 class ReluNetwork(Network):

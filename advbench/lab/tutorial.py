@@ -27,21 +27,21 @@ class Section:
 
 
 def _show(images: list[np.ndarray], titles: list[str], path: Path) -> None:
-    from advbench.explain import _grid
+    from advbench.lab.explain import _grid
 
     _grid([i.reshape(28, 28) for i in images], titles, path, "", cols=len(images), cmap="gray")
     print(f"  picture: {path}")
 
 
 def _load(plugins: Any, name: str, seed: int | None = None) -> Any:
-    from advbench import zoo
+    from advbench.engine import zoo
 
     model = plugins.models.get(name)
     return zoo.load(model, model.config(), model.default_seed if seed is None else seed)
 
 
 def s2_4(out: Path, plugins: Any) -> None:
-    from advbench import data
+    from advbench.engine import data
 
     test = data.read_data_sets(one_hot=True).test
     print(f"Label is {test.labels[0]}")
@@ -49,7 +49,8 @@ def s2_4(out: Path, plugins: Any) -> None:
 
 
 def s3_1(out: Path, plugins: Any) -> None:
-    from advbench.graph import session, tf
+    from advbench.contract.lazy_tf import tf
+    from advbench.engine.graph import session
 
     t = tf()
     graph = t.Graph()
@@ -62,8 +63,9 @@ def s3_1(out: Path, plugins: Any) -> None:
 
 
 def s4_3(out: Path, plugins: Any) -> None:
-    from advbench import data
-    from advbench.graph import session, tf
+    from advbench.contract.lazy_tf import tf
+    from advbench.engine import data
+    from advbench.engine.graph import session
 
     t = tf()
     model = plugins.models.get("mlp")
@@ -84,7 +86,7 @@ def s4_3(out: Path, plugins: Any) -> None:
 def s5_5(out: Path, plugins: Any) -> None:
     import tempfile
 
-    from advbench import zoo
+    from advbench.engine import zoo
 
     model = plugins.models.get("mlp")
 
@@ -108,7 +110,7 @@ def s5_6(out: Path, plugins: Any) -> None:
 
 
 def s6_1(out: Path, plugins: Any) -> None:
-    from advbench import data, runner
+    from advbench.engine import data, runner
 
     test = data.read_test_set()
     loaded = _load(plugins, "mlp")
@@ -120,7 +122,8 @@ def s6_1(out: Path, plugins: Any) -> None:
 
 
 def _tutorial_attack(name: str, out: Path, plugins: Any) -> None:
-    from advbench import data, reference, runner
+    from advbench.engine import data, runner
+    from advbench.lab import reference
 
     test = data.read_test_set()
     ind = 3
@@ -156,7 +159,7 @@ def s6_4(out: Path, plugins: Any) -> None:
 
 def _explain_view(name: str, wanted: tuple[str, ...]) -> Callable[[Path, Any], None]:
     def run(out: Path, plugins: Any) -> None:
-        from advbench import explain
+        from advbench.lab import explain
 
         loaded = _load(plugins, name)
         try:
@@ -173,7 +176,7 @@ def _explain_view(name: str, wanted: tuple[str, ...]) -> Callable[[Path, Any], N
 
 def _ascend(loaded: Any, image: np.ndarray, digit: int, step: float, steps: int) -> np.ndarray:
     """The tutorial's loop: add step × the std-normalised gradient of P(digit)."""
-    from advbench.graph import tf
+    from advbench.contract.lazy_tf import tf
 
     t = tf()
     with loaded.graph.as_default():
@@ -199,7 +202,7 @@ def fooling(out: Path, plugins: Any) -> None:
 
 
 def targeted(out: Path, plugins: Any) -> None:
-    from advbench import data
+    from advbench.engine import data
 
     val = data.read_data_sets().validation
     image = val.images[15:16].copy()
@@ -214,7 +217,7 @@ def targeted(out: Path, plugins: Any) -> None:
 
 def retrain(out: Path, plugins: Any) -> None:
     """The fooled image of `targeted` shown to a CNN retrained with another seed (2,000 steps)."""
-    from advbench import zoo
+    from advbench.engine import zoo
 
     targeted(out, plugins)
     fooled = np.load(out / "fooled.npy")
@@ -222,7 +225,7 @@ def retrain(out: Path, plugins: Any) -> None:
     config = model.config({"steps": "2000"})
     loaded = zoo.load(model, config, 1)
     try:
-        from advbench.graph import tf
+        from advbench.contract.lazy_tf import tf
 
         t = tf()
         with loaded.graph.as_default():

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from advbench.runner import Records
+from advbench.output.records import Records
 
 
 def _round(value: float, digits: int = 6) -> float:

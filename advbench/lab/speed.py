@@ -47,7 +47,8 @@ def peak_rss_mb() -> float:
 
 def matmul_rate(seconds: float = 2.0) -> float:
     """float32 GEMM throughput of this machine (FLOP/s), TensorFlow on all cores."""
-    from advbench.graph import session, tf
+    from advbench.contract.lazy_tf import tf
+    from advbench.engine.graph import session
 
     t = tf()
     n = 2048
@@ -76,7 +77,7 @@ def forward_flops(model: Any) -> float:
     """FLOPs of one forward pass for one image, counted by TensorFlow's profiler."""
     from tensorflow.python.framework import ops as tf_ops
 
-    from advbench.graph import tf
+    from advbench.contract.lazy_tf import tf
 
     t = tf()
     graph = t.Graph()
@@ -122,7 +123,7 @@ def bench_attack_vs_floor(
 ) -> Row:
     """An attack over `images` next to its floor: the FLOPs of the image-iterations it ran
     (`_floor_flops`) over the GEMM `rate`."""
-    from advbench import runner
+    from advbench.engine import runner
 
     idx = np.arange(len(images), dtype=np.int64)
     clean = runner.predict(loaded, images)
@@ -159,7 +160,7 @@ def _attack_run(loaded: Any, attack: Any, params: dict, images, labels, idx, cle
     The seconds are the attack's own (feeding, the graph, fetching: what every report prints),
     not the per-image L2/L∞ bookkeeping afterwards, which the other ways do not do either.
     """
-    from advbench import runner
+    from advbench.engine import runner
 
     return lambda: runner.run_attack(
         loaded, attack, params, 0, images, labels, idx, clean, graph=graph
@@ -186,8 +187,9 @@ def bench_ifgsm(
     tutorial loop's figures are the median of `repeats` runs; the naive loop and ART, whose
     runs are long, are timed once.
     """
-    from advbench import reference, runner
-    from advbench.graph import tf
+    from advbench.contract.lazy_tf import tf
+    from advbench.engine import runner
+    from advbench.lab import reference
 
     t = tf()
     n = len(images)
@@ -333,7 +335,7 @@ def _art_bim(
             from art.estimators.classification import TensorFlowClassifier  # type: ignore
     except Exception:
         return None
-    from advbench.graph import tf
+    from advbench.contract.lazy_tf import tf
 
     t = tf()
     with loaded.graph.as_default():
@@ -387,8 +389,9 @@ def bench_training(
     import tempfile
     from pathlib import Path
 
-    from advbench import data as mnist
-    from advbench import reference, zoo
+    from advbench.engine import data as mnist
+    from advbench.engine import zoo
+    from advbench.lab import reference
 
     def tutorial(n: int) -> dict[str, np.ndarray]:
         return reference.tutorial_training(mnist.read_data_sets(one_hot=True, seed=seed), n, seed)

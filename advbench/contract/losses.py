@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from advbench.attack import StepInputs
-from advbench.graph import tf
-from advbench.model import Network
-from advbench.params import Param
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.steps import StepInputs
 
 LOSS_PARAM = Param(
     "loss",

@@ -1,22 +1,23 @@
 """What every attack offers: validated parameters and a batched, in-graph construction.
 
 Most attacks write only `step` (and optionally `initial`, extra per-image `state`, and a
-`success` criterion); the engine's early-stopping driver (`advbench.driver`) owns the loop: it
-keeps only the images that have not succeeded yet, stops each at its first success and records
-iterations-to-flip. An attack whose structure does not fit a step loop (C&W's binary search)
-overrides `build` and returns the same outputs. Either way everything runs batched in one graph.
+`success` criterion); the engine's early-stopping driver (`advbench.engine.driver`) owns the
+loop: it keeps only the images that have not succeeded yet, stops each at its first success and
+records iterations-to-flip. An attack whose structure does not fit a step loop (C&W's binary
+search) overrides `build` and returns the same outputs. Either way everything runs batched in
+one graph.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Network
+from advbench.contract.params import Param
+from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
 from advbench.errors import ParamError
-from advbench.graph import tf
-from advbench.model import Network
-from advbench.params import Param
 
 CLIP_PARAMS: tuple[Param, ...] = (
     Param("clip_min", 0.0, "lowest valid pixel value"),
@@ -38,57 +39,6 @@ def target_param(default: str = "none", allow_none: bool = True) -> Param:
     )
 
 
-@dataclass
-class StepInputs:
-    """The tensors one attack step sees; batch tensors hold only the still-active images."""
-
-    x: Any  # current adversarial images, float32 [k, 784]
-    _x0: Any  # the original images [k, 784], or a function building them on first use
-    labels: Any  # true labels, int64 [k]
-    targets: Any  # target classes, int64 [k] (equal to labels for untargeted attacks)
-    index: Any  # each image's index in the test set, int64 [k] (keys per-image randomness)
-    iteration: Any  # 0-based step number, int32 scalar (-1 while building the start point)
-    seed: int  # the seed of this attack run
-    state: tuple[Any, ...] = field(default_factory=tuple)  # the attack's own per-image state
-
-    @property
-    def x0(self):
-        """The original images, float32 [k, 784] (gathered only if an attack asks for them)."""
-        if callable(self._x0):
-            self._x0 = self._x0()
-        return self._x0
-
-    @property
-    def onehot(self):
-        """The true labels as float32 one-hot rows."""
-        return tf().one_hot(self.labels, 10, dtype=tf().float32)
-
-    @property
-    def target_onehot(self):
-        """The target classes as float32 one-hot rows."""
-        return tf().one_hot(self.targets, 10, dtype=tf().float32)
-
-
-@dataclass
-class BatchInputs:
-    """Placeholders of one attack graph: a batch of rows to attack."""
-
-    x: Any  # float32 [n, 784]
-    labels: Any  # int64 [n]
-    targets: Any  # int64 [n]
-    index: Any  # int64 [n]
-    seed: int
-
-
-@dataclass
-class BatchOutputs:
-    """What an attack graph returns per row."""
-
-    final_x: Any  # float32 [n, 784] the adversarial images
-    done_at: Any  # int32 [n] steps applied at success; 0 = never succeeded
-    pred: Any  # int64 [n] prediction on final_x
-
-
 class Attack:
     """An evasion attack on a batch of images: a step loop, unless `build` is overridden."""
 
@@ -100,7 +50,7 @@ class Attack:
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """This attack's parameters: defaults updated by `overrides`, validated together."""
-        from advbench.params import resolve
+        from advbench.contract.params import resolve
 
         values = resolve(self.name, self.params, overrides)
         if "clip_min" in values and values["clip_min"] >= values["clip_max"]:
@@ -166,11 +116,13 @@ class Attack:
             return tf().equal(pred, s.targets)
         return tf().not_equal(pred, s.labels)
 
-    def build(self, net: Network, b: BatchInputs, params: Mapping[str, Any]) -> BatchOutputs:
-        """The whole attack on a batch as graph ops (default: the early-stopping driver)."""
-        from advbench.driver import early_stopping_loop
+    def build(self, net: Network, b: BatchInputs, params: Mapping[str, Any]) -> BatchOutputs | None:
+        """The whole attack on a batch as graph ops, for attacks that are not a step loop.
 
-        return early_stopping_loop(self, net, b, params)
+        None (the default): the engine's early-stopping driver runs `initial`, `step` and
+        `success` in one `tf.while_loop`.
+        """
+        return None
 
 
 def clip(x, params: Mapping[str, Any]):

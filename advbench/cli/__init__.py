@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_plugins(args: argparse.Namespace):
-    from advbench import plugins
+    from advbench.host import plugins
 
     loaded = plugins.load(args.plugins_dir)
     for info in loaded.errors:
@@ -355,7 +355,7 @@ def _train_callback(progress, label: str):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from advbench import progress, zoo
+    from advbench.engine import progress, zoo
 
     loaded = _load_plugins(args)
     model = loaded.models.get(args.model)
@@ -384,7 +384,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load_model(model, config, seed, args, bars):
-    from advbench import zoo
+    from advbench.engine import zoo
 
     return zoo.load(
         model,
@@ -398,7 +398,7 @@ def _load_model(model, config, seed, args, bars):
 def cmd_eval(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from advbench import data, progress, runner
+    from advbench.engine import data, progress, runner
 
     loaded_plugins = _load_plugins(args)
     models = loaded_plugins.models.select(args.models)
@@ -440,7 +440,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from advbench import bench, data, zoo
+    from advbench.engine import data, zoo
+    from advbench.lab import speed as bench
 
     plugins = _load_plugins(args)
     model, attack = plugins.models.get("mlp"), plugins.attacks.get("ifgsm")
@@ -579,7 +580,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from advbench import benchmark, data, graph, progress, report, results
+    from advbench.engine import data, graph, progress
+    from advbench.engine import run as benchmark
+    from advbench.output import report, results
 
     plugins = _load_plugins(args)
     models = plugins.models.select(args.models)
@@ -633,7 +636,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from advbench import data, figures, transfer
+    from advbench.engine import data
+    from advbench.lab import transfer
+    from advbench.output import figures
 
     plugins = _load_plugins(args)
     attack = plugins.attacks.get(args.attack)
@@ -686,7 +691,8 @@ def _seed_value(text: str, where: str) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from advbench import explain, zoo
+    from advbench.engine import zoo
+    from advbench.lab import explain
 
     plugins = _load_plugins(args)
     model = plugins.models.get(args.model)
@@ -706,7 +712,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_tutorial(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from advbench import tutorial
+    from advbench.lab import tutorial
 
     if args.section is None:
         print(
@@ -729,7 +735,7 @@ def cmd_tutorial(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from advbench import report, results
+    from advbench.output import report, results
 
     db = Path(args.db or results.default_db())
     if not db.is_file():

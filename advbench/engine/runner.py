@@ -11,57 +11,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from advbench.attack import Attack, BatchInputs
-from advbench.graph import tf
-from advbench.zoo import Loaded
+from advbench.contract.attack import Attack
+from advbench.contract.lazy_tf import tf
+from advbench.contract.steps import BatchInputs
+from advbench.engine.driver import early_stopping_loop
+from advbench.engine.zoo import Loaded
+from advbench.output.records import Records
 
 DEFAULT_BATCH = 10000
-
-
-@dataclass
-class Records:
-    """Per-row results of one model × attack cell; a row is an image (× target)."""
-
-    index: np.ndarray  # test-set index, int64
-    label: np.ndarray  # true label
-    target: np.ndarray  # target class, -1 for untargeted attacks and unattacked rows
-    clean_pred: np.ndarray
-    adv_pred: np.ndarray
-    attacked: np.ndarray  # bool: this row was attacked
-    iterations: np.ndarray  # steps applied at success; 0 = never succeeded / not attacked
-    l2: np.ndarray  # ‖x_adv − x‖₂
-    linf: np.ndarray  # ‖x_adv − x‖∞
-    confidence: np.ndarray  # model's probability of the target (targeted) or of adv_pred
-    adversarial: np.ndarray = field(repr=False)  # float32 [rows, 784] final images
-
-    @property
-    def flipped(self) -> np.ndarray:
-        """Attacked rows that reached the attack's goal within its budget."""
-        return self.iterations > 0
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One plain dict per row, for CSV/JSON."""
-        return [
-            {
-                "index": int(self.index[i]),
-                "label": int(self.label[i]),
-                "target": int(self.target[i]),
-                "clean_pred": int(self.clean_pred[i]),
-                "adv_pred": int(self.adv_pred[i]),
-                "attacked": bool(self.attacked[i]),
-                "flipped": bool(self.flipped[i]),
-                "iterations": int(self.iterations[i]),
-                "l2": float(self.l2[i]),
-                "linf": float(self.linf[i]),
-                "confidence": float(self.confidence[i]),
-            }
-            for i in range(len(self.index))
-        ]
 
 
 def predict(loaded: Loaded, images: np.ndarray, batch: int = 2000) -> np.ndarray:
@@ -101,7 +63,9 @@ def build_attack_graph(
             ph(t.int64, [None], name="index"),
             seed,
         )
-        out = attack.build(loaded.network, b, params)
+        out = attack.build(loaded.network, b, params) or early_stopping_loop(
+            attack, loaded.network, b, params
+        )
         probs = loaded.network.probabilities(out.final_x)
         which = b.targets if attack.is_targeted(params) else out.pred
         confidence = t.gather(probs, which, batch_dims=1)

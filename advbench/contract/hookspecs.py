@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from advbench.attack import Attack
-    from advbench.model import Model
+    from advbench.contract.attack import Attack
+    from advbench.contract.model import Model
 
 PROJECT = "advbench"
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from advbench.graph import tf
-from advbench.params import Param, resolve
+from advbench.contract.lazy_tf import tf
+from advbench.contract.params import Param, resolve
 
 
 class Network(ABC):

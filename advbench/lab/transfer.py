@@ -36,7 +36,7 @@ def run(
     data_dir: str | None = None,
 ) -> dict[str, Any]:
     """The matrix of flip rates [source, target] and the counts behind each cell."""
-    from advbench import runner, zoo
+    from advbench.engine import runner, zoo
 
     n = len(images)
     idx = np.arange(n, dtype=np.int64)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from advbench.results import RECORD_COLUMNS
+from advbench.output.results import RECORD_COLUMNS
 
 FORMATS = {"markdown": "github", "github": "github", "latex": "latex", "plain": "plain"}
 CELL_HEADERS = (
@@ -204,7 +204,7 @@ def render(
     store: Any, run_id: str, out: Path, fmt: str = "markdown", pictures: bool = True
 ) -> dict[str, Any]:
     """Write results.json, records.csv, report.md and the pictures of a stored run."""
-    from advbench import figures
+    from advbench.output import figures
 
     out.mkdir(parents=True, exist_ok=True)
     results = store.load_run(run_id)

@@ -39,7 +39,7 @@ def default_dir() -> Path:
     env = os.environ.get(ENV_DIR)
     if env:
         return Path(env)
-    return Path(str(resources.files("advbench.data") / "mnist"))
+    return Path(str(resources.files("advbench.engine.data") / "mnist"))
 
 
 def _read_checked(path: Path) -> bytes:

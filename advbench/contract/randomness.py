@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advbench.graph import tf
+from advbench.contract.lazy_tf import tf
 
 _GOLDEN = 0x9E3779B9
 

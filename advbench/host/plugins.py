@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pluggy
 
-from advbench import hookspecs
+from advbench.contract import hookspecs
 from advbench.errors import PluginError
-from advbench.registry import Table
+from advbench.host.registry import Table
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.mlp",

@@ -68,7 +68,7 @@ def _iterative(cell: dict[str, Any]) -> bool:
 
 def render_all(store: Any, cells: list[dict[str, Any]], out: Path) -> list[str]:
     """Every picture of a run; returns the file names written."""
-    from advbench import data
+    from advbench.engine import data
 
     test = data.read_test_set()
     names: list[str] = []

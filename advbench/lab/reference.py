@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from advbench.attack import Attack, StepInputs
-from advbench.graph import tf
-from advbench.zoo import Loaded
+from advbench.contract.attack import Attack
+from advbench.contract.lazy_tf import tf
+from advbench.contract.steps import StepInputs
+from advbench.engine.zoo import Loaded
 
 
 def per_image_iterations(

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench.attack import Attack, BatchInputs, BatchOutputs, StepInputs
-from advbench.graph import tf
-from advbench.model import Network
+from advbench.contract.attack import Attack
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Network
+from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
 
 
 def early_stopping_loop(

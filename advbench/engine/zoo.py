@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from advbench import data as mnist
+from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Model, Network
+from advbench.engine import data as mnist
+from advbench.engine.graph import ATTACK_THREADS, TRAINING_THREADS, session, versions
 from advbench.errors import AdvbenchError
-from advbench.graph import ATTACK_THREADS, TRAINING_THREADS, session, tf, versions
-from advbench.model import Model, Network
 
 ENV_HOME = "ADVBENCH_HOME"
-SHIPPED = Path(__file__).parent / "checkpoints"
+SHIPPED = Path(__file__).parent.parent / "checkpoints"  # advbench/checkpoints, package data
 EVAL_EVERY = 1000  # steps between progress evaluations, as the tutorial prints them
 
 

@@ -28,7 +28,7 @@ def _grid(
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> None:
-    from advbench.figures import _plt
+    from advbench.output.figures import _plt
 
     plt = _plt()
     rows = -(-len(images) // cols)
@@ -48,8 +48,8 @@ def explain(
     loaded: Any, name: str, out: Path, image_index: int = 12, data_dir: str | None = None
 ) -> list[str]:
     """Write every view this model supports into `out`; return the file names."""
-    from advbench import data, runner
-    from advbench.graph import tf
+    from advbench.contract.lazy_tf import tf
+    from advbench.engine import data, runner
 
     t = tf()
     out.mkdir(parents=True, exist_ok=True)

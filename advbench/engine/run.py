@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from advbench.attack import Attack
+from advbench.contract.attack import Attack
+from advbench.contract.model import Model
 from advbench.errors import ParamError
-from advbench.model import Model
 
 
 @dataclass
@@ -89,7 +89,7 @@ def plan(
 
 def describe(p: Plan) -> dict[str, Any]:
     """Everything that determines the run's numbers (its identity for resuming)."""
-    from advbench import data
+    from advbench.engine import data
 
     return {
         "models": [{"name": m.name, "config": c, "seed": s} for m, c, s in p.models],
@@ -128,7 +128,8 @@ def execute(
     A cell whose attack raises or returns NaN/out-of-range images is stored as failed with the
     reason, and the run goes on; failed cells are tried again when the run is resumed.
     """
-    from advbench import data, graph, metrics, runner, zoo
+    from advbench.engine import data, graph, runner, zoo
+    from advbench.output import metrics
 
     test = data.read_test_set(p.data_dir)
     n = min(p.limit or test.num_examples, test.num_examples)
