@@ -1,10 +1,57 @@
 """advbench: how easily are image classifiers fooled by adversarial examples?
 
+This module is also the plugin authors' one import: everything a model or attack plugin needs
+(the hook marker, `Model`/`Network`, `Attack` and its threat model, the tensors of a step,
+parameters, losses, norms, per-image randomness and the lazy TensorFlow accessor `tf`) is
+importable from `advbench` itself; where each lives inside `advbench.contract` is not part of
+the contract.
+
 The package is importable without TensorFlow being loaded: only the engine modules
 (`graph`, `zoo`, `runner`) import it, lazily, so `advbench --help` answers fast.
 """
 
+from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip, target_param
 from advbench.contract.hookspecs import hookimpl
+from advbench.contract.lazy_tf import tf
+from advbench.contract.losses import LOSS_PARAM, ascent_gradient, margin
+from advbench.contract.model import EngineHints, Fitted, Model, Network
+from advbench.contract.norms import gradient_step, l2_norm, project, random_start
+from advbench.contract.params import Param
+from advbench.contract.randomness import random_normal, random_signs, random_uniform
+from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
+from advbench.contract.threat import ThreatModel
+from advbench.errors import AdvbenchError, ParamError, PluginError
 
-__version__ = "0.1.0"
-__all__ = ["__version__", "hookimpl"]
+__version__ = "0.2.0"
+__all__ = [
+    "CLIP_PARAMS",
+    "LOSS_PARAM",
+    "SEED_PARAM",
+    "AdvbenchError",
+    "Attack",
+    "BatchInputs",
+    "BatchOutputs",
+    "EngineHints",
+    "Fitted",
+    "Model",
+    "Network",
+    "Param",
+    "ParamError",
+    "PluginError",
+    "StepInputs",
+    "ThreatModel",
+    "__version__",
+    "ascent_gradient",
+    "clip",
+    "gradient_step",
+    "hookimpl",
+    "l2_norm",
+    "margin",
+    "project",
+    "random_normal",
+    "random_signs",
+    "random_start",
+    "random_uniform",
+    "target_param",
+    "tf",
+]

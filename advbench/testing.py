@@ -81,7 +81,8 @@ def check_attack(
     lo, hi = params.get("clip_min", 0.0), params.get("clip_max", 1.0)
     assert np.all(np.isfinite(adv)), "NaN or infinite pixels"
     assert adv.min() >= lo - 1e-6 and adv.max() <= hi + 1e-6, "pixels outside the valid range"
-    linf, l2 = attack.linf_budget(params), attack.l2_budget(params)
+    threat = attack.threat_model(params)
+    linf, l2 = threat.bound("linf"), threat.bound("l2")
     if linf is not None:
         assert rec.linf.max() <= linf + 1e-5, f"L∞ {rec.linf.max():.4g} over the budget {linf}"
     if l2 is not None:

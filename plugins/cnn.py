@@ -22,10 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Model, Network
-from advbench.contract.params import Param
+from advbench import EngineHints, Model, Network, Param, hookimpl, tf
 
 
 def _weight(shape, name):
@@ -124,8 +121,8 @@ class CNN(Model):
     )
     input_name = "input"
     label_name = "y_"
-    single_threaded_training = False
-    attack_batch_size = 1000  # conv activations and their gradients: ~1 GB per 1,000 images
+    # conv activations and their gradients: ~1 GB per 1,000 images
+    hints = EngineHints(single_threaded_training=False, attack_batch_size=1000)
 
     def build(self, config: Mapping[str, Any]) -> CNNNetwork:
         return CNNNetwork()

@@ -13,10 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Model, Network
-from advbench.contract.params import Param
+from advbench import EngineHints, Model, Network, Param, hookimpl, tf
 
 
 class SmallCNN(Network):
@@ -70,8 +67,7 @@ class CNNPGD(Model):
         Param("steps", 6000, "training steps", int, minimum=1),
         Param("warmup", 1000, "steps of clean-to-eps ramp", int, minimum=0),
     )
-    single_threaded_training = False
-    attack_batch_size = 2000
+    hints = EngineHints(single_threaded_training=False, attack_batch_size=2000)
 
     def build(self, config: Mapping[str, Any]) -> SmallCNN:
         return SmallCNN()

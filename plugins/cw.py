@@ -19,13 +19,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, Attack, target_param
-from advbench.contract.lazy_tf import tf
-from advbench.contract.losses import margin
-from advbench.contract.model import Network
-from advbench.contract.params import Param
-from advbench.contract.steps import BatchInputs, BatchOutputs
+from advbench import (
+    CLIP_PARAMS,
+    Attack,
+    BatchInputs,
+    BatchOutputs,
+    Network,
+    Param,
+    ThreatModel,
+    hookimpl,
+    margin,
+    target_param,
+    tf,
+)
 
 BIG = 1e10
 
@@ -44,6 +50,9 @@ class CarliniWagnerL2(Attack):
         target_param(),
         *CLIP_PARAMS,
     )
+
+    def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
+        return ThreatModel.minimal("l2")
 
     def build(self, net: Network, b: BatchInputs, params: Mapping[str, Any]) -> BatchOutputs:
         t = tf()

@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, Attack, clip
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Network
-from advbench.contract.params import Param
-from advbench.contract.steps import StepInputs
+from advbench import (
+    CLIP_PARAMS,
+    Attack,
+    Network,
+    Param,
+    StepInputs,
+    ThreatModel,
+    clip,
+    hookimpl,
+    tf,
+)
 
 
 class DeepFool(Attack):
@@ -30,6 +35,9 @@ class DeepFool(Attack):
         Param("overshoot", 0.02, "factor beyond the boundary", float, minimum=0.0),
         *CLIP_PARAMS,
     )
+
+    def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
+        return ThreatModel.minimal("l2")
 
     def initial_state(self, net: Network, s: StepInputs, params: Mapping[str, Any]) -> tuple:
         return (tf().zeros_like(s.x0),)

@@ -9,13 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, Attack, clip, target_param
-from advbench.contract.lazy_tf import tf
-from advbench.contract.losses import LOSS_PARAM, ascent_gradient
-from advbench.contract.model import Network
-from advbench.contract.params import Param
-from advbench.contract.steps import StepInputs
+from advbench import (
+    CLIP_PARAMS,
+    LOSS_PARAM,
+    Attack,
+    Network,
+    Param,
+    StepInputs,
+    ThreatModel,
+    ascent_gradient,
+    clip,
+    hookimpl,
+    target_param,
+    tf,
+)
 
 
 class FGSM(Attack):
@@ -33,11 +40,8 @@ class FGSM(Attack):
     def iterations(self, params: Mapping[str, Any]) -> int:
         return 1
 
-    def linf_budget(self, params: Mapping[str, Any]) -> float:
-        return params["eps"]
-
-    def budget(self, params: Mapping[str, Any]) -> tuple[str, float]:
-        return ("linf", params["eps"])
+    def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
+        return ThreatModel.bounded("linf", params["eps"])
 
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params))

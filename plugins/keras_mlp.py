@@ -16,10 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from advbench import hookimpl
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Fitted, Model, Network
-from advbench.contract.params import Param
+from advbench import Fitted, Model, Network, Param, hookimpl, tf
 
 
 class KerasMLPNetwork(Network):

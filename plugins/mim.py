@@ -10,14 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, Attack, target_param
-from advbench.contract.lazy_tf import tf
-from advbench.contract.losses import LOSS_PARAM, ascent_gradient
-from advbench.contract.model import Network
-from advbench.contract.norms import project
-from advbench.contract.params import Param
-from advbench.contract.steps import StepInputs
+from advbench import (
+    CLIP_PARAMS,
+    LOSS_PARAM,
+    Attack,
+    Network,
+    Param,
+    StepInputs,
+    ThreatModel,
+    ascent_gradient,
+    hookimpl,
+    project,
+    target_param,
+    tf,
+)
 
 
 class MIM(Attack):
@@ -35,11 +41,8 @@ class MIM(Attack):
         *CLIP_PARAMS,
     )
 
-    def linf_budget(self, params: Mapping[str, Any]) -> float:
-        return params["eps"]
-
-    def budget(self, params: Mapping[str, Any]) -> tuple[str, float]:
-        return ("linf", params["eps"])
+    def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
+        return ThreatModel.bounded("linf", params["eps"])
 
     def initial_state(self, net: Network, s: StepInputs, params: Mapping[str, Any]) -> tuple:
         return (tf().zeros_like(s.x0),)

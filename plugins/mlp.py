@@ -18,10 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Model, Network
-from advbench.contract.params import Param
+from advbench import EngineHints, Model, Network, Param, hookimpl, tf
 
 
 def _tutorial_sigma(x):
@@ -48,12 +45,6 @@ def sigma(x):
         return s, grad
 
     return forward(x)
-
-
-def sigmaprime(x):
-    """Derivative of `sigma`, as the tutorial writes it."""
-    t = tf()
-    return t.multiply(_tutorial_sigma(x), t.subtract(t.constant(1.0), _tutorial_sigma(x)))
 
 
 def _sigmaprime_from(a):
@@ -138,12 +129,10 @@ class MLP(Model):
     # test images score 0.67-0.95. Seed 10 is the first whose run reproduces the tutorial's
     # figure (0.870 vs 0.867 on the first 1,000; 0.867 on all 10,000). See README.
     default_seed = 10
-    in_graph_training = True
-    # At batch 10 grappler's fused MatMul+bias (oneDNN's matmul primitive) costs 38 + 14 µs
-    # per step for the two layers, the plain GEMMs and Adds about 31 + 7: the step is ~7 %
-    # faster without it, and the weights are the same bit for bit (tests; the shipped
-    # checkpoint retrains equal).
-    fuse_matmul_bias_in_training = False
+    # No grappler MatMul+bias fusion: at batch 10 oneDNN's fused primitive is slower than the
+    # plain GEMM and Add, and the weights are the same bit for bit (test_mlp; README,
+    # Performance).
+    hints = EngineHints(in_graph_training=True, fuse_matmul_bias_in_training=False)
 
     def build(self, config: Mapping[str, Any]) -> MLPNetwork:
         t = tf()
@@ -167,7 +156,7 @@ class MLP(Model):
         # Every update waits for every gradient: SGD from the pre-step values, no read/write
         # race. `ResourceApplyGradientDescent` computes var − eta·grad in place: the tutorial's
         # assign(var, subtract(var, multiply(eta, grad))) float for float, without allocating a
-        # new 784×128 tensor each step (6 % of the in-graph step).
+        # new 784×128 tensor each step (README, Performance).
         with t.control_dependencies(grads):
             return t.group(
                 *[

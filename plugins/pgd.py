@@ -13,13 +13,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, target_param
-from advbench.contract.losses import LOSS_PARAM, ascent_gradient
-from advbench.contract.model import Network
-from advbench.contract.norms import gradient_step, project, random_start
-from advbench.contract.params import Param
-from advbench.contract.steps import StepInputs
+from advbench import (
+    CLIP_PARAMS,
+    LOSS_PARAM,
+    SEED_PARAM,
+    Attack,
+    Network,
+    Param,
+    StepInputs,
+    ThreatModel,
+    ascent_gradient,
+    gradient_step,
+    hookimpl,
+    project,
+    random_start,
+    target_param,
+)
 
 NORM_PARAM = Param("norm", "inf", "threat model: inf (L∞) or 2 (L2)", str, choices=("inf", "2"))
 
@@ -41,14 +50,8 @@ class PGD(Attack):
         SEED_PARAM,
     )
 
-    def linf_budget(self, params: Mapping[str, Any]) -> float | None:
-        return params["eps"] if params["norm"] == "inf" else None
-
-    def l2_budget(self, params: Mapping[str, Any]) -> float | None:
-        return params["eps"] if params["norm"] == "2" else None
-
-    def budget(self, params: Mapping[str, Any]) -> tuple[str, float]:
-        return ("linf" if params["norm"] == "inf" else "l2", params["eps"])
+    def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
+        return ThreatModel.bounded("linf" if params["norm"] == "inf" else "l2", params["eps"])
 
     def initial(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         if not params["random_start"]:

@@ -12,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Model, Network
-from advbench.contract.params import Param
+from advbench import Model, Network, Param, hookimpl, tf
 
 
 class SoftmaxNetwork(Network):

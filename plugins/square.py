@@ -15,14 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip
-from advbench.contract.lazy_tf import tf
-from advbench.contract.losses import margin
-from advbench.contract.model import Network
-from advbench.contract.params import Param
-from advbench.contract.randomness import random_signs, random_uniform
-from advbench.contract.steps import StepInputs
+from advbench import (
+    CLIP_PARAMS,
+    SEED_PARAM,
+    Attack,
+    Network,
+    Param,
+    StepInputs,
+    ThreatModel,
+    clip,
+    hookimpl,
+    margin,
+    random_signs,
+    random_uniform,
+    tf,
+)
 
 SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 
@@ -48,11 +55,8 @@ class Square(Attack):
         SEED_PARAM,
     )
 
-    def linf_budget(self, params: Mapping[str, Any]) -> float:
-        return params["eps"]
-
-    def budget(self, params: Mapping[str, Any]) -> tuple[str, float]:
-        return ("linf", params["eps"])
+    def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
+        return ThreatModel.bounded("linf", params["eps"])
 
     def initial(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         t = tf()

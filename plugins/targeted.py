@@ -18,13 +18,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip, target_param
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Network
-from advbench.contract.params import Param
-from advbench.contract.randomness import random_uniform
-from advbench.contract.steps import StepInputs
+from advbench import (
+    CLIP_PARAMS,
+    SEED_PARAM,
+    Attack,
+    Network,
+    Param,
+    StepInputs,
+    clip,
+    hookimpl,
+    random_uniform,
+    target_param,
+    tf,
+)
 
 
 def _ascent_params(step: float, iterations: int, confidence: float) -> tuple[Param, ...]:

@@ -58,7 +58,8 @@ def test_attack_contract(results, mlp_loaded, name, overrides, floor):
     # valid pixels
     assert adv.min() >= params["clip_min"] - 1e-7 and adv.max() <= params["clip_max"] + 1e-7
     # inside the budget
-    linf, l2 = attack.linf_budget(params), attack.l2_budget(params)
+    threat = attack.threat_model(params)
+    linf, l2 = threat.bound("linf"), threat.bound("l2")
     if linf is not None:
         assert records.linf.max() <= linf + 1e-5
     if l2 is not None:

@@ -33,7 +33,7 @@ def test_outputs_stay_in_range_and_budget(registry, mlp_loaded, sample, name, ov
     attack, params, records = _run(registry, mlp_loaded, name, overrides, sample, 200)
     adv = records.adversarial
     assert adv.min() >= params["clip_min"] and adv.max() <= params["clip_max"]
-    budget = attack.linf_budget(params)
+    budget = attack.threat_model(params).bound("linf")
     assert np.all(records.linf <= budget + 1e-6)
     # flipped images were stopped at their flip, so none exceeds its own steps × step
     its = records.iterations[records.flipped]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -165,10 +166,11 @@ def test_the_mlp_trains_the_same_weights_with_or_without_the_matmul_bias_fusion(
     assert not fused(_op_types_run(False, bias_add=False))
 
     model = registry.models.get("mlp")
-    assert model.fuse_matmul_bias_in_training is False
+    assert model.hints.fuse_matmul_bias_in_training is False
     config = model.config({"steps": "2000"})
     off = zoo.read_weights(zoo.train(model, config, seed=4, root=tmp_path / "off"))
-    monkeypatch.setattr(type(model), "fuse_matmul_bias_in_training", True)
+    fused_hints = dataclasses.replace(model.hints, fuse_matmul_bias_in_training=True)
+    monkeypatch.setattr(type(model), "hints", fused_hints)
     on = zoo.read_weights(zoo.train(model, config, seed=4, root=tmp_path / "on"))
     for name in off:
         np.testing.assert_array_equal(off[name], on[name], err_msg=name)

@@ -1,4 +1,5 @@
-"""Parameter validation, plugin loading, provenance, isolation and name errors."""
+"""Parameter validation, plugin loading, provenance, isolation, name errors, refusals at
+registration, and the contract's one-value threat models and engine hints."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import textwrap
 
 import pytest
 
+import advbench
+from advbench import Attack, EngineHints, Model, ThreatModel
+from advbench.contract.attack import loop_problem
 from advbench.contract.params import Param, resolve
 from advbench.errors import ParamError, PluginError
 from advbench.host import plugins
+from advbench.host.registry import Table
 
 
 def test_params_parse_and_validate():
@@ -75,9 +80,7 @@ def test_drop_in_file_plugin_and_isolation_of_broken_ones(tmp_path):
         tmp_path,
         "extra",
         """
-        from advbench import hookimpl
-        from advbench.contract.attack import Attack, CLIP_PARAMS
-        from advbench.contract.params import Param
+        from advbench import CLIP_PARAMS, Attack, Param, hookimpl
 
         class Still(Attack):
             name = "still"
@@ -138,3 +141,100 @@ def test_allow_and_block_lists(monkeypatch):
     loaded = plugins.load()
     assert loaded.models.names() == ["mlp"]
     assert loaded.attacks.names() == ["ifgsm", "targeted", "fooling"]
+
+
+def test_an_attack_that_cannot_bound_its_loop_is_refused_at_registration(tmp_path):
+    """No `iterations` parameter, no `iterations()`, no `build`: refused when registered (not
+    when its graph is first built), named in the plugin's error; the rest still registers."""
+    _write(
+        tmp_path,
+        "loose",
+        """
+        from advbench import CLIP_PARAMS, Attack, Param, hookimpl
+
+        class Endless(Attack):
+            name = "endless"
+            params = (Param("step", 0.1, "", float), *CLIP_PARAMS)
+            def step(self, net, s, params):
+                return s.x
+
+        class Counted(Endless):
+            name = "counted"
+            def iterations(self, params):
+                return 3
+
+        @hookimpl
+        def register_attacks(register):
+            register(Endless())
+            register(Counted())
+        """,
+    )
+    loaded = plugins.load(tmp_path)
+    assert "endless" not in loaded.attacks.names() and "counted" in loaded.attacks.names()
+    error = loaded.info["loose"].error
+    assert "refused attack 'endless'" in error and "iterations" in error
+    assert loaded.info["loose"].attacks == ["counted"]
+    # registered by hand, the table refuses it too
+    endless = loaded.manager.get_plugin("loose").Endless()
+    with pytest.raises(PluginError, match="plugin 'x' refused attack 'endless'"):
+        Table("attack", problem=loop_problem).add(endless, "x")
+
+
+def test_builtin_threat_models_keep_their_budgets(registry):
+    """One value per attack: what the kit asserts and what a cell's summary reports."""
+
+    def threat(name, **overrides):
+        attack = registry.attacks.get(name)
+        return attack.threat_model(attack.config({k: str(v) for k, v in overrides.items()}))
+
+    for name in ("fgsm", "mim", "square"):
+        assert threat(name).budget == ("linf", 0.3) and threat(name).bound("linf") == 0.3
+    assert threat("pgd", norm="2", eps=1.5).budget == ("l2", 1.5)
+    assert threat("pgd", norm="2", eps=1.5).bound("linf") is None
+    for name in ("ifgsm", "noise"):  # a bound from iterations × step, not a reported budget
+        t = threat(name, step=0.01, iterations=20)
+        assert t.budget is None and t.bound("linf") == pytest.approx(0.2)
+    for name in ("deepfool", "cw-l2"):
+        assert threat(name) == ThreatModel.minimal("l2") and threat(name).bound("l2") is None
+    assert threat("targeted") == ThreatModel.unbounded()
+
+
+def test_threat_model_values_are_checked():
+    assert ThreatModel.bounded("l2", 2.0).budget == ("l2", 2.0)
+    for bad in (
+        lambda: ThreatModel.bounded("l1", 0.3),
+        lambda: ThreatModel.bounded("linf", float("nan")),
+        lambda: ThreatModel("minimal", "l2", 0.3),
+        lambda: ThreatModel("unbounded", reported=True),
+        lambda: ThreatModel("bounded", None, 0.3),
+    ):
+        with pytest.raises(PluginError):
+            bad()
+
+
+def test_version_0_1_budget_methods_and_model_flags_are_refused_with_the_fix():
+    with pytest.raises(PluginError, match=r"defines budget, linf_budget .*threat_model"):
+
+        class OldAttack(Attack):
+            name = "old"
+
+            def linf_budget(self, params):
+                return 0.3
+
+            def budget(self, params):
+                return ("linf", 0.3)
+
+    with pytest.raises(PluginError, match=r"sets attack_batch_size .*hints = EngineHints"):
+
+        class OldModel(Model):
+            name = "old"
+            attack_batch_size = 100
+
+    with pytest.raises(PluginError, match="attack_batch_size must be an int >= 1"):
+        EngineHints(attack_batch_size=0)
+
+
+def test_the_facade_exports_what_plugins_need():
+    for name in advbench.__all__:
+        assert hasattr(advbench, name), name
+    assert advbench.Model.hints == EngineHints()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from advbench.contract.lazy_tf import tf
 from advbench.contract.params import Param, resolve
+from advbench.errors import PluginError
 
 
 class Network(ABC):
@@ -59,6 +60,34 @@ class Network(ABC):
         return grad
 
 
+@dataclass(frozen=True)
+class EngineHints:
+    """How the engine may run a model: hints it may ignore, which never change what the model
+    computes (its function, and — except `single_threaded_training=False`, whose threads sum
+    floats in any order — its trained weights bit for bit). Set on a model class as
+    `hints = EngineHints(attack_batch_size=2000)`; each field's default suits a small network.
+    """
+
+    #: Train on one thread: float reductions in a fixed order, hence bit-reproducible weights
+    #: for a seed. A model too slow for that may use every core (and must say so in its docs).
+    single_threaded_training: bool = True
+    #: Images per attack batch: one batch of the whole test set is fastest for a small network;
+    #: big activations (and their gradients) need smaller batches to fit in memory.
+    attack_batch_size: int = 10000
+    #: Run the training steps inside a `tf.while_loop`, many per `sess.run` (needs a
+    #: `train_step` that can be built twice on the same network: optimizers must reuse their
+    #: slot variables).
+    in_graph_training: bool = False
+    #: Let grappler fuse each MatMul + bias Add of the training graph into one oneDNN matmul
+    #: primitive. The weights are the same either way; a model opts out where its small
+    #: products run faster as a plain GEMM and an Add (the mlp; README, Performance).
+    fuse_matmul_bias_in_training: bool = True
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.attack_batch_size, int) and self.attack_batch_size >= 1):
+            raise PluginError(f"attack_batch_size must be an int >= 1: {self.attack_batch_size!r}")
+
+
 class Model(ABC):
     """A trainable classifier of 784-pixel images into 10 classes, registered by a plugin."""
 
@@ -71,19 +100,18 @@ class Model(ABC):
     #: Names of the training graph's input and label placeholders (tutorials restore by name).
     input_name: ClassVar[str] = "x"
     label_name: ClassVar[str] = "y"
-    #: Training on one thread makes float reductions ordered, hence bit-reproducible; a model
-    #: whose training is too slow for that may use all cores (and must say so in its docs).
-    single_threaded_training: ClassVar[bool] = True
-    #: Images per attack batch: one batch of the whole test set is fastest for small networks
-    #: (measured: 10,000 beats 2,000 by 25 % on the mlp); big activations need smaller ones.
-    attack_batch_size: ClassVar[int] = 10000
-    #: Run training steps inside a `tf.while_loop` (needs a `train_step` that can be built
-    #: twice on the same network: optimizers must reuse their slot variables).
-    in_graph_training: ClassVar[bool] = False
-    #: Let grappler fuse each MatMul + bias Add of the training graph into one oneDNN matmul
-    #: primitive (`graph.session`). Must give the same weights either way; a model opts out
-    #: only where it measured the plain ops faster.
-    fuse_matmul_bias_in_training: ClassVar[bool] = True
+    #: How the engine may run this model (see `EngineHints`).
+    hints: ClassVar[EngineHints] = EngineHints()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse advbench 0.1's tuning flags: the engine reads only `hints` now."""
+        super().__init_subclass__(**kwargs)
+        old = sorted(set(vars(cls)) & {f.name for f in fields(EngineHints)})
+        if old:
+            raise PluginError(
+                f"model class {cls.__name__} sets {', '.join(old)} (advbench 0.1): "
+                f"set hints = EngineHints({old[0]}=...) instead"
+            )
 
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """This model's hyper-parameters: defaults updated by `overrides`, validated."""

@@ -46,7 +46,8 @@ def session(graph, threads: Threads = ATTACK_THREADS, *, fuse_matmul_bias: bool 
         config.graph_options.rewrite_options.remapping = rewriter_config_pb2.RewriterConfig.OFF
     # A pool of the session's own: the default is one process-wide inter-op pool, sized by the
     # first session ever created (an attack's all-core session makes a later training session
-    # hand its ops between threads, ~30 % slower). The intra-op side: see `tf()`.
+    # hand its ops between threads, measurably slower: README, Performance). The intra-op
+    # side: see `tf()`.
     config.session_inter_op_thread_pool.add(num_threads=threads.inter)
     return t.compat.v1.Session(graph=graph, config=config)
 

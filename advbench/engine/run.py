@@ -43,7 +43,7 @@ class Plan:
     cells: list[CellSpec]
     seed: int
     limit: int | None
-    batch_size: int | None  # None: each model's attack_batch_size
+    batch_size: int | None  # None: each model's hints.attack_batch_size
     data_dir: str | None = None
 
 
@@ -197,13 +197,13 @@ def execute(
                         labels,
                         indices,
                         clean,
-                        p.batch_size or model.attack_batch_size,
+                        p.batch_size or model.hints.attack_batch_size,
                         on_progress=progress,
                     )
                     check_records(spec, records)
                     targeted = spec.attack.is_targeted(spec.params)
                     cell["summary"] = metrics.summarize(records, seconds, targeted)
-                    budget = spec.attack.budget(spec.params)
+                    budget = spec.attack.threat_model(spec.params).budget
                     if budget:
                         cell["summary"]["budget"] = {"norm": budget[0], "eps": budget[1]}
                     cell["status"] = "done"

@@ -97,7 +97,7 @@ def train(
     steps (and at the end) with the accuracy on the first 1,000 test images, as the tutorial
     prints it. A model that trains outside the graph (Keras) supplies its weights via `fit`.
 
-    `in_graph` (default: the model's `in_graph_training`) runs 1,000 steps per `sess.run`
+    `in_graph` (default: the model's `hints.in_graph_training`) runs 1,000 steps per `sess.run`
     inside a `tf.while_loop`, gathering each batch from the training set held in the graph, in
     exactly the order `next_batch` gives; otherwise one `sess.run` per step, as the tutorial.
     """
@@ -114,7 +114,7 @@ def train(
         y = t.compat.v1.placeholder(t.float32, [None, 10], name=model.label_name)
         net = model.build(config)
         if in_graph is None:
-            in_graph = model.in_graph_training
+            in_graph = model.hints.in_graph_training
         in_graph = in_graph and not model.trains_outside_graph
         # Only the trainer that will run is built: the in-graph loop or the once-per-step op.
         loop = _in_graph_loop(model, net, config, data) if in_graph else None
@@ -133,8 +133,8 @@ def train(
     test = data.test
     first_x, first_y = test.images[:1000], test.labels_int[:1000]
     history: list[list[float]] = []
-    threads = TRAINING_THREADS if model.single_threaded_training else ATTACK_THREADS
-    fuse = model.fuse_matmul_bias_in_training
+    threads = TRAINING_THREADS if model.hints.single_threaded_training else ATTACK_THREADS
+    fuse = model.hints.fuse_matmul_bias_in_training
     with session(graph, threads, fuse_matmul_bias=fuse) as sess:
         sess.run(init)
         extra_record: dict[str, Any] = {}
@@ -181,7 +181,7 @@ def train(
             "test_accuracy_first_1000": _evaluate(sess, x, predictions, first_x, first_y),
             "history_first_1000": history,
             "train_seconds": round(seconds, 3),
-            "threads": "1/1" if model.single_threaded_training else "all cores",
+            "threads": "1/1" if model.hints.single_threaded_training else "all cores",
             "data_checksum": mnist.checksum(),
             "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

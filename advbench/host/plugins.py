@@ -3,7 +3,8 @@
 Load order: built-in modules, then packages declaring the `advbench` entry-point group, then
 `*.py` files in the plugin directory. All go through the same hooks. A plugin that fails to
 import, or whose hook raises, is recorded with the reason and skipped, so one broken plugin
-never takes the others (or `advbench plugins`) down.
+never takes the others (or `advbench plugins`) down; so is an attack the engine could not run
+(`contract.attack.loop_problem`: no bound on its step loop), refused when it is registered.
 
 Environment switches:
 - ``ADVBENCH_PLUGINS_DIR``: directory of drop-in plugin files (same as ``--plugins DIR``).
@@ -25,6 +26,7 @@ from pathlib import Path
 import pluggy
 
 from advbench.contract import hookspecs
+from advbench.contract.attack import loop_problem
 from advbench.errors import PluginError
 from advbench.host.registry import Table
 
@@ -135,7 +137,7 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
     """Load every allowed plugin and collect what each registers."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    models, attacks = Table("model"), Table("attack")
+    models, attacks = Table("model"), Table("attack", problem=loop_problem)
     info: dict[str, PluginInfo] = {}
     allow, block = _names_from_env(ENV_ALLOW), _names_from_env(ENV_BLOCK)
 
@@ -159,7 +161,13 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
                 if impl.plugin_name != name:
                     continue
 
-                def register(obj, _table=table, _names=names, _plugin=name) -> None:
+                def register(obj, _table=table, _names=names, _plugin=name, _entry=entry) -> None:
+                    # A malformed object is left out and reported like a broken plugin; the
+                    # plugin's other objects still register. A duplicate name aborts the load.
+                    wrong = _table.refusal(obj)
+                    if wrong:
+                        _entry.error = "; ".join(e for e in (_entry.error, wrong) if e)
+                        return
                     _table.add(obj, _plugin)
                     _names.append(obj.name)
 

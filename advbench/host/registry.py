@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -25,19 +26,30 @@ class Table(Generic[T]):
     """One namespace (models or attacks): unique names, each traced to its plugin."""
 
     kind: str
+    #: What is wrong with an object that must not be registered (None: nothing); run by `add`.
+    problem: Callable[[T], str | None] | None = None
     entries: dict[str, Entry[T]] = field(default_factory=dict)
 
     def add(self, obj: T, plugin: str) -> None:
-        """Register `obj` under its `name`; a second registration of a name is an error."""
+        """Register `obj` under its `name`; a second registration of a name, or an object
+        `problem` finds fault with, is an error."""
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {self.kind} without a name")
+        wrong = self.refusal(obj)
+        if wrong:
+            raise PluginError(f"plugin {plugin!r} {wrong}")
         if name in self.entries:
             first = self.entries[name].plugin
             raise PluginError(
                 f"{self.kind} {name!r} is registered by both plugin {first!r} and plugin {plugin!r}"
             )
         self.entries[name] = Entry(name, obj, plugin)
+
+    def refusal(self, obj: T) -> str | None:
+        """Why `obj` may not be registered ("refused attack 'x': ..."), or None."""
+        wrong = self.problem(obj) if self.problem else None
+        return f"refused {self.kind} {getattr(obj, 'name', '?')!r}: {wrong}" if wrong else None
 
     def get(self, name: str) -> T:
         """The object called `name`, or a one-line error listing near misses."""

@@ -4,10 +4,7 @@ Attack `contrast`: blend the image toward uniform grey a little more each step u
 flips — how much contrast a model needs, a perturbation no gradient is involved in.
 """
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, Attack
-from advbench.contract.lazy_tf import tf
-from advbench.contract.params import Param
+from advbench import CLIP_PARAMS, Attack, Param, hookimpl, tf
 
 
 class Contrast(Attack):

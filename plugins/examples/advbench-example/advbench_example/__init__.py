@@ -11,13 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import hookimpl
-from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip
-from advbench.contract.lazy_tf import tf
-from advbench.contract.model import Model, Network
-from advbench.contract.params import Param
-from advbench.contract.randomness import random_normal
-from advbench.contract.steps import StepInputs
+from advbench import (
+    CLIP_PARAMS,
+    SEED_PARAM,
+    Attack,
+    Model,
+    Network,
+    Param,
+    StepInputs,
+    clip,
+    hookimpl,
+    random_normal,
+    tf,
+)
 
 
 class ReluNetwork(Network):
