@@ -179,3 +179,36 @@ def test_eval_prints_and_writes_json(tmp_path):
     got = json.loads(path.read_text())["models"][0]
     assert got["name"] == "mlp" and got["n"] == 1000
     assert got["clean_accuracy"] == pytest.approx(0.87)
+
+
+def test_help_names_every_command(capsys):
+    from advbench.cli import COMMANDS, build_parser
+
+    help_text = build_parser().format_help()
+    description = help_text.split("positional arguments")[0]
+    names = [name for name, _, _ in COMMANDS]
+    assert len(names) == 10
+    for name in names:
+        assert name in description  # the description itself, not only argparse's list
+        assert f"\n    {name} " in help_text
+
+
+def test_describe_suggests_the_nearest_name(capsys):
+    assert main(["describe", "pdg"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model or attack 'pdg'" in err and "did you mean 'pgd'?" in err
+    assert err.count("\n") == 1
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`advbench plugins | head -1`: no BrokenPipeError traceback once the reader is gone."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advbench", "plugins"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader went away before advbench wrote anything
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""

@@ -30,6 +30,17 @@ class Param:
     min_exclusive: bool = False
     choices: tuple[Any, ...] | None = None
 
+    def range_text(self) -> str:
+        """The allowed values in words ("> 0.0 <= 1.0", "one of inf, 2"; "" when unbounded)."""
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'>' if self.min_exclusive else '>='} {self.minimum}")
+        if self.maximum is not None:
+            parts.append(f"<= {self.maximum}")
+        if self.choices:
+            parts.append("one of " + ", ".join(map(str, self.choices)))
+        return " ".join(parts)
+
     def parse(self, text: str, owner: str) -> Any:
         """Turn command-line text into a checked value of this parameter's type."""
         where = f"{owner}.{self.name}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,3 +51,16 @@ def bars(enabled: bool | None = None) -> Iterator[Any]:
         transient=True,
     ) as progress:
         yield progress
+
+
+def training_task(bars: Any, label: str) -> Callable[[int, int, float | None], None]:
+    """A `zoo.train` progress callback drawing a "train LABEL" bar with the running accuracy
+    on the first 1,000 test images. The bar stays hidden until the first step, so loading a
+    model that needs no training shows nothing."""
+    task = bars.add_task(f"train {label}", total=None, note="", visible=False)
+
+    def on_progress(step: int, total: int, acc: float | None) -> None:
+        note = {} if acc is None else {"note": f"acc@1000 {acc:.3f}"}
+        bars.update(task, completed=step, total=total, visible=True, **note)
+
+    return on_progress

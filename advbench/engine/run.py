@@ -8,6 +8,7 @@ cell to the output writers immediately, so an interrupted run keeps what it fini
 from __future__ import annotations
 
 import itertools
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,34 @@ def describe(p: Plan) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Opened:
+    """The run `open_run` found or created; `done` counts its stored cells when resumed."""
+
+    run_id: str
+    resumed: bool
+    done: int = 0
+
+
+def open_run(store: Any, p: Plan, argv: Sequence[str], fresh: bool = False) -> Opened:
+    """Resume the stored run with exactly this plan's identity (`describe`), or create one.
+
+    `fresh` always creates a new run. A new run records the command line (`argv`, without
+    the program name), the data checksum and the library versions next to the plan.
+    """
+    from advbench.engine import data, graph
+    from advbench.output import results
+
+    identity = describe(p)
+    key = results.run_key(identity)
+    run_id = None if fresh else store.find_run(key)
+    if run_id is not None:
+        return Opened(run_id, True, len(store.done_labels(run_id)))
+    command = "advbench " + shlex.join(argv)
+    run_id = store.create_run(key, command, p.seed, data.checksum(), graph.versions(), identity)
+    return Opened(run_id, False)
+
+
 class CellFailed(Exception):
     """An attack raised, or produced images that cannot be right (NaN, out of range)."""
 
@@ -129,6 +158,7 @@ def execute(
     reason, and the run goes on; failed cells are tried again when the run is resumed.
     """
     from advbench.engine import data, graph, runner, zoo
+    from advbench.engine.progress import training_task
     from advbench.output import metrics
 
     test = data.read_test_set(p.data_dir)
@@ -145,14 +175,7 @@ def execute(
         todo = [c for c in p.cells if (model.name, c.label) not in done]
         if not todo:
             continue
-        on_train = None
-        if bars is not None:
-            task = bars.add_task(f"train {model.name}", total=None, note="", visible=False)
-
-            def on_train(step, total, acc, task=task):
-                note = {} if acc is None else {"note": f"acc@1000 {acc:.3f}"}
-                bars.update(task, completed=step, total=total, visible=True, **note)
-
+        on_train = None if bars is None else training_task(bars, model.name)
         loaded = zoo.load(model, config, model_seed, p.data_dir, on_train=on_train)
         try:
             clean = runner.predict(loaded, images)

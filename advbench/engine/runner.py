@@ -10,7 +10,7 @@ ignore the image's content (`attacks_misclassified`) attack every row.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from advbench.contract.attack import Attack
 from advbench.contract.lazy_tf import tf
+from advbench.contract.model import Model
 from advbench.contract.steps import BatchInputs
 from advbench.engine.driver import early_stopping_loop
 from advbench.engine.zoo import Loaded
@@ -163,3 +164,41 @@ def run_attack(
         adversarial=adversarial,
     )
     return records, seconds
+
+
+def evaluate(
+    models: Sequence[Model],
+    model_seed: int | None,
+    images: np.ndarray,
+    labels: np.ndarray,
+    data_dir: str | None = None,
+    bars: Any = None,
+) -> list[dict[str, Any]]:
+    """Clean accuracy of each model's checkpoint (trained first if missing) on `images`.
+
+    `model_seed` picks the checkpoints' training seed (None: each model's own). One dict per
+    model, in order: name, clean_accuracy, n, checkpoint, seed (`advbench eval`'s JSON).
+    """
+    from advbench.engine import progress, zoo
+
+    out = []
+    for model in models:
+        seed = model.default_seed if model_seed is None else model_seed
+        on_train = None
+        if bars is not None:
+            on_train = progress.training_task(bars, f"{model.name} (no checkpoint yet)")
+        loaded = zoo.load(model, model.config(), seed, data_dir, on_train=on_train)
+        try:
+            pred = predict(loaded, images)
+        finally:
+            loaded.close()
+        out.append(
+            {
+                "name": model.name,
+                "clean_accuracy": float((pred == labels).mean()),
+                "n": len(images),
+                "checkpoint": str(loaded.folder),
+                "seed": seed,
+            }
+        )
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from advbench.errors import PluginError
 
@@ -53,12 +53,7 @@ class Table(Generic[T]):
 
     def get(self, name: str) -> T:
         """The object called `name`, or a one-line error listing near misses."""
-        if name in self.entries:
-            return self.entries[name].obj
-        close = difflib.get_close_matches(name, self.entries, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        known = ", ".join(sorted(self.entries)) or "none"
-        raise PluginError(f"unknown {self.kind} {name!r} (known: {known}){hint}")
+        return lookup(name, self).obj
 
     def names(self) -> list[str]:
         """Registered names in registration order."""
@@ -73,3 +68,16 @@ class Table(Generic[T]):
             if name not in seen:
                 seen.append(name)
         return [self.get(name) for name in seen]
+
+
+def lookup(name: str, *tables: Table[Any]) -> Entry[Any]:
+    """The entry called `name` in the first of `tables` holding it (`describe` searches models
+    and attacks at once), or one line naming what is known and the nearest miss."""
+    for table in tables:
+        if name in table.entries:
+            return table.entries[name]
+    known = sorted({n for table in tables for n in table.entries})
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    kinds = " or ".join(table.kind for table in tables)
+    raise PluginError(f"unknown {kinds} {name!r} (known: {', '.join(known) or 'none'}){hint}")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 
-def _grid(
+def grid(
     images: list[np.ndarray],
     titles: list[str],
     path: Path,
@@ -28,9 +28,10 @@ def _grid(
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> None:
-    from advbench.output.figures import _plt
+    """Images in a titled grid of `cols` columns, saved to `path` (the tutorials' pictures)."""
+    from advbench.output.figures import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     rows = -(-len(images) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows + 0.5), squeeze=False)
     for ax in axes.flat:
@@ -59,7 +60,7 @@ def explain(
     weights = getattr(net, "W", None)
     if weights is not None and tuple(weights.shape) == (784, 10):
         w = sess.run(weights)
-        _grid(
+        grid(
             [w[:, d].reshape(28, 28) for d in range(10)],
             [str(d) for d in range(10)],
             out / "weights.png",
@@ -74,7 +75,7 @@ def explain(
     pred = runner.predict(loaded, val.images[:200])
     wrong = np.flatnonzero(pred != val.labels_int[:200])
     if len(wrong):
-        _grid(
+        grid(
             [val.images[i].reshape(28, 28) for i in wrong],
             [f"#{i}: {val.labels_int[i]}→{pred[i]}" for i in wrong],
             out / "misclassified.png",
@@ -91,13 +92,13 @@ def explain(
             image = val.images[image_index : image_index + 1]
             filters, acts = sess.run([w_conv1, h], {x: image})
             k = filters.shape[-1]
-            _grid(
+            grid(
                 [filters[:, :, 0, f] for f in range(k)],
                 [f"feature {f}" for f in range(k)],
                 out / "conv1-filters.png",
                 f"{name}: first conv layer's {k} filters",
             )
-            _grid(
+            grid(
                 [acts[0, :, :, f] for f in range(k)],
                 [f"feature {f}" for f in range(k)],
                 out / "conv1-activations.png",
@@ -115,7 +116,7 @@ def explain(
                     g = sess.run(grad, {x: img, feature: f})
                     img += g / (np.std(g) + 1e-8)
                 maxima.append(img.reshape(28, 28))
-            _grid(
+            grid(
                 maxima,
                 [f"feature {f}" for f in range(k)],
                 out / "conv1-maximising.png",

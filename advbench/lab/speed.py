@@ -12,104 +12,54 @@ For the tutorial's section 6.4 attack (`ifgsm`) on the `mlp`, on the same checkp
   its per-image-iteration speed and its time for the job are different ratios; both are shown.
 And for training the `mlp`: the tutorial's 20,000 `sess.run` steps vs advbench's trainer.
 Every figure is per image-iteration (or per step), so the ratios compare the same work.
+
+This module picks the built-ins, measures (`measure`) and renders (`render`, `write_json`); the
+tools are in `timing` (rows, timers, the floor), `art` (the optional ART row) and
+`train_speed` (training three ways).
 """
 
 from __future__ import annotations
 
-import contextlib
-import resource
-import time
-from collections.abc import Callable, Iterator
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from advbench.lab import art, timing, train_speed
+
+MODEL, ATTACK = "mlp", "ifgsm"  # the tutorial's section 6.4, measured every way
+FLOOR_MODEL, FLOOR_ATTACK = "cnn", "pgd"  # a second model and attack, against its floor alone
+
+
+@dataclass(frozen=True)
+class Options:
+    """How much `advbench bench` measures (the command line's flags)."""
+
+    limit: int | None  # test images for advbench (None: all)
+    sample: int  # images for the tutorial's one-image loop
+    naive_images: int  # images for the naive batched loop
+    floor_images: int  # images for FLOOR_ATTACK on FLOOR_MODEL
+    art_images: int | None  # images for ART (None: as many as advbench's)
+    art_batch: int
+    train_steps: int
+    data_dir: str | None = None
+
 
 @dataclass
-class Row:
-    """One measured way of doing the work."""
+class Bench:
+    """Everything one `advbench bench` measured, in the order it was measured."""
 
-    name: str
-    work: float  # image-iterations (attacks) or steps (training)
-    seconds: float
-    note: str = ""
-
-    @property
-    def per_unit(self) -> float:
-        return self.seconds / self.work if self.work else float("nan")
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def matmul_rate(seconds: float = 2.0) -> float:
-    """float32 GEMM throughput of this machine (FLOP/s), TensorFlow on all cores."""
-    from advbench.contract.lazy_tf import tf
-    from advbench.engine.graph import session
-
-    t = tf()
-    n = 2048
-    graph = t.Graph()
-    with graph.as_default():
-        a = t.Variable(t.random.uniform([n, n], seed=1))
-        b = t.Variable(t.random.uniform([n, n], seed=2))
-        reps = 8
-        acc = a
-        for _ in range(reps):
-            acc = t.matmul(acc, b) * 1e-3
-        out = t.reduce_sum(acc)
-        init = t.compat.v1.global_variables_initializer()
-    with session(graph) as sess:
-        sess.run(init)
-        sess.run(out)
-        runs, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            sess.run(out)
-            runs += 1
-        elapsed = time.perf_counter() - started
-    return runs * reps * 2.0 * n**3 / elapsed
-
-
-def forward_flops(model: Any) -> float:
-    """FLOPs of one forward pass for one image, counted by TensorFlow's profiler."""
-    from tensorflow.python.framework import ops as tf_ops
-
-    from advbench.contract.lazy_tf import tf
-
-    t = tf()
-    graph = t.Graph()
-    with graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [1, 784])
-        logits = model.build(model.config()).logits(x)
-    # only the ops the logits depend on (not the variables' initialisers)
-    seen, stack, total = set(), [logits.op], 0
-    while stack:
-        op = stack.pop()
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        try:
-            stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
-            total += stats.value or 0
-        except (ValueError, KeyError):
-            pass
-        stack.extend(i.op for i in op.inputs)
-    return float(total)
-
-
-def _work(records: Any, budget: int) -> float:
-    """Image-iterations actually run: each attacked image until its first success, or the
-    whole `budget` if it never succeeds."""
-    return float(np.where(records.flipped, records.iterations, budget)[records.attacked].sum())
-
-
-def _floor_flops(model: Any, work: float) -> float:
-    """FLOPs of `work` image-iterations: one forward and one backward-to-input pass each (the
-    backward to the input costs about one forward pass)."""
-    return work * 2.0 * forward_flops(model)
+    params: dict[str, Any]  # ATTACK's parameters
+    n: int  # test images attacked by advbench
+    rows: list[timing.Row]  # advbench, tutorial loop, naive loop, floor, [ART]
+    facts: dict[str, Any]
+    floor_row: timing.Row
+    floor_images: int
+    memory_mb: float  # peak resident memory after the attack benchmarks
+    train_rows: list[timing.Row]
+    trained: dict[str, Any]
 
 
 def bench_attack_vs_floor(
@@ -120,9 +70,9 @@ def bench_attack_vs_floor(
     images: np.ndarray,
     labels: np.ndarray,
     rate: float,
-) -> Row:
+) -> timing.Row:
     """An attack over `images` next to its floor: the FLOPs of the image-iterations it ran
-    (`_floor_flops`) over the GEMM `rate`."""
+    (`timing.floor_flops`) over the GEMM `rate`."""
     from advbench.engine import runner
 
     idx = np.arange(len(images), dtype=np.int64)
@@ -132,26 +82,14 @@ def bench_attack_vs_floor(
     attack_run = _attack_run(loaded, attack, params, images, labels, idx, clean, graph)
     attack_run()
     rec, seconds = attack_run()
-    work = _work(rec, attack.iterations(params))
-    floor = _floor_flops(model, work) / rate
-    return Row(
+    work = timing.work(rec, attack.iterations(params))
+    floor = timing.floor_flops(model, work) / rate
+    return timing.Row(
         f"{attack.name} on {model.name}",
         work,
         seconds,
         f"floor {floor:.2f} s, {seconds / floor:.2f}× the floor",
     )
-
-
-def _time(fn: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - started
-
-
-def _median_of(repeats: int, fn: Callable[[], tuple[Any, float]]) -> tuple[Any, float]:
-    """(the first run's output, the median seconds) of `repeats` runs of a timed `fn`."""
-    runs = [fn() for _ in range(repeats)]
-    return runs[0][0], float(np.median([seconds for _, seconds in runs]))
 
 
 def _attack_run(loaded: Any, attack: Any, params: dict, images, labels, idx, clean, graph):
@@ -179,7 +117,7 @@ def bench_ifgsm(
     art_images: int | None = None,
     art_batch: int = 128,
     repeats: int = 3,
-) -> tuple[list[Row], dict[str, Any]]:
+) -> tuple[list[timing.Row], dict[str, Any]]:
     """The attack measured every way on the same model and images.
 
     Every way gets its graph built and run once before the clock starts (graph optimisation
@@ -195,7 +133,7 @@ def bench_ifgsm(
     n = len(images)
     idx = np.arange(n, dtype=np.int64)
     clean = runner.predict(loaded, images)
-    rows: list[Row] = []
+    rows: list[timing.Row] = []
     budget = attack.iterations(params)
 
     # advbench, whole set: one warm-up run, then `repeats` runs, each followed by a measure of
@@ -207,14 +145,14 @@ def bench_ifgsm(
     runs, rates = [], []
     for _ in range(repeats):
         runs.append(whole_set())
-        rates.append(matmul_rate(1.0))
+        rates.append(timing.matmul_rate(1.0))
     records = runs[0][0]
     seconds, rate = float(np.median([s for _, s in runs])), float(np.median(rates))
-    work = _work(records, budget)
-    flops = _floor_flops(model, work)
+    work = timing.work(records, budget)
+    flops = timing.floor_flops(model, work)
     floor_ratios = [s / (flops / r) for (_, s), r in zip(runs, rates, strict=True)]
     rows.append(
-        Row(
+        timing.Row(
             "advbench ifgsm (batched while_loop, early stop)",
             work,
             seconds,
@@ -225,9 +163,9 @@ def bench_ifgsm(
     # the tutorial's loop on a sample
     k = min(sample, n)
     reference.per_image_iterations(loaded, attack, params, 0, images[:1], labels[:1], idx[:1])
-    (ref_its, _), seconds = _median_of(
+    (ref_its, _), seconds = timing.median_of(
         repeats,
-        lambda: _time(
+        lambda: timing.time_call(
             lambda: reference.per_image_iterations(
                 loaded, attack, params, 0, images[:k], labels[:k], idx[:k]
             )
@@ -236,7 +174,7 @@ def bench_ifgsm(
     attacked = clean[:k] == labels[:k]
     ref_work = np.where(ref_its > 0, ref_its, budget)[attacked].sum()
     rows.append(
-        Row(
+        timing.Row(
             "tutorial loop (1 image, 2 sess.run per iteration)",
             float(ref_work),
             seconds,
@@ -262,9 +200,9 @@ def bench_ifgsm(
             current, _p = loaded.session.run([x_star, pred], {x: current, y: onehot})
         return current
 
-    _, seconds = _time(naive)
+    _, seconds = timing.time_call(naive)
     rows.append(
-        Row(
+        timing.Row(
             "naive batched loop (1 sess.run per iteration, no early stop)",
             float(m * budget),
             seconds,
@@ -273,7 +211,7 @@ def bench_ifgsm(
     )
 
     rows.append(
-        Row(
+        timing.Row(
             "arithmetic floor (FLOPs / measured GEMM rate)",
             work,
             flops / rate,
@@ -288,146 +226,164 @@ def bench_ifgsm(
         "reference_sample": k,
     }
     a = min(art_images or n, n)
-    art = _art_bim(loaded, params, images[:a], labels[:a], art_batch)
-    if art is not None:
-        rows.append(art)
+    art_row = art.bim(loaded, params, images[:a], labels[:a], art_batch)
+    if art_row is not None:
+        rows.append(art_row)
         # the same job (these images, this budget) done by advbench: ART has no early stop
         same = rows[0].seconds
         if a < n:
-            _, same = _median_of(
+            _, same = timing.median_of(
                 repeats,
                 _attack_run(
                     loaded, attack, params, images[:a], labels[:a], idx[:a], clean[:a], graph
                 ),
             )
-        facts["art_same_task"] = {"images": a, "art_seconds": art.seconds, "advbench_seconds": same}
+        facts["art_same_task"] = {
+            "images": a,
+            "art_seconds": art_row.seconds,
+            "advbench_seconds": same,
+        }
     return rows, facts
 
 
-@contextlib.contextmanager
-def _logging_handlers_kept() -> Iterator[None]:
-    """Importing ART runs `logging.config.dictConfig`, which closes every logging handler the
-    host process has (pytest's log capture, an application's own): keep them open."""
-    import logging.config
+def measure(registry: Any, options: Options) -> Bench:
+    """Every measurement of `advbench bench`, on the registered built-ins it names."""
+    from advbench.engine import data, zoo
 
-    clear = logging.config._clearExistingHandlers  # type: ignore[attr-defined]
-    logging.config._clearExistingHandlers = lambda: None  # type: ignore[attr-defined]
+    model, attack = registry.models.get(MODEL), registry.attacks.get(ATTACK)
+    config, params = model.config(), attack.config()
+    test = data.read_test_set(options.data_dir)
+    n = min(options.limit or test.num_examples, test.num_examples)
+    loaded = zoo.load(model, config, model.default_seed, options.data_dir)
     try:
-        yield
+        rows, facts = bench_ifgsm(
+            loaded,
+            model,
+            attack,
+            params,
+            test.images[:n],
+            test.labels_int[:n],
+            options.sample,
+            options.naive_images,
+            options.art_images,
+            options.art_batch,
+        )
     finally:
-        logging.config._clearExistingHandlers = clear  # type: ignore[attr-defined]
-
-
-def _art_bim(
-    loaded: Any, params: dict, images: np.ndarray, labels: np.ndarray, batch: int
-) -> Row | None:
-    """IBM ART's BasicIterativeMethod on the same graph and budget, if ART is installed.
-
-    ART's batch size is ours to choose: 128 was its fastest here (32, its default, is about
-    1.7× slower; 1,000 about 1.4× slower), so the comparison is against ART at its best.
-    """
-    import warnings
-
+        loaded.close()
+    model_2, attack_2 = registry.models.get(FLOOR_MODEL), registry.attacks.get(FLOOR_ATTACK)
+    loaded = zoo.load(model_2, model_2.config(), model_2.default_seed, options.data_dir)
     try:
-        with warnings.catch_warnings(), _logging_handlers_kept():
-            warnings.simplefilter("ignore")  # ART warns about missing PyTorch at import
-            from art.attacks.evasion import BasicIterativeMethod  # type: ignore[import-not-found]
-            from art.estimators.classification import TensorFlowClassifier  # type: ignore
-    except Exception:
-        return None
-    from advbench.contract.lazy_tf import tf
-
-    t = tf()
-    with loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, 784])
-        y = t.compat.v1.placeholder(t.float32, [None, 10])
-        logits = loaded.network.logits(x)
-        loss = t.reduce_sum(loaded.network.loss(x, y))
-        # ART builds its gradient ops in the default graph: ours, in graph mode
-        classifier = TensorFlowClassifier(
-            input_ph=x,
-            output=logits,
-            labels_ph=y,
-            loss=loss,
-            sess=loaded.session,
-            clip_values=(0.0, 1.0),
+        m = min(options.floor_images, n)
+        floor_row = bench_attack_vs_floor(
+            loaded,
+            model_2,
+            attack_2,
+            attack_2.config(),
+            test.images[:m],
+            test.labels_int[:m],
+            facts["gemm_gflops"] * 1e9,
         )
-        iterations = int(params["iterations"])
-        bim = BasicIterativeMethod(
-            classifier,
-            eps=params["step"] * iterations,
-            eps_step=params["step"],
-            max_iter=iterations,
-            batch_size=batch,
-            verbose=False,
+    finally:
+        loaded.close()
+    memory = timing.peak_rss_mb()
+    train_rows, trained = train_speed.bench_training(model, config, options.train_steps)
+    return Bench(params, n, rows, facts, floor_row, m, memory, train_rows, trained)
+
+
+def render(b: Bench) -> str:
+    """The tables and verdicts `advbench bench` prints."""
+    from tabulate import tabulate
+
+    params, facts = b.params, b.facts
+    ours, floor = b.rows[0], b.rows[3]
+    table = [
+        [
+            r.name,
+            f"{r.work:,.0f}",
+            f"{r.seconds:.3f}",
+            f"{r.per_unit * 1e6:.2f}",
+            f"{r.per_unit / ours.per_unit:.1f}×",
+            f"{ours.per_unit / floor.per_unit:.2f}×" if r is ours else "",
+            r.note,
+        ]
+        for r in b.rows
+    ]
+    headers = (
+        "method",
+        "image-iterations",
+        "seconds",
+        "µs per image-it",
+        "vs advbench",
+        "advbench vs floor",
+        "note",
+    )
+    lines = [
+        f"{ATTACK} on {MODEL} (step {params['step']}, ≤{params['iterations']} iterations), "
+        f"{b.n} test images; GEMM {facts['gemm_gflops']:.0f} GFLOP/s",
+        tabulate(table, headers=headers),
+        "advbench vs the floor, each run against the GEMM rate measured right after it: "
+        + ", ".join(f"{r:.2f}×" for r in facts["floor_ratios"]),
+        f"per-image iterations-to-flip, tutorial loop vs advbench on the "
+        f"{facts['reference_sample']}-image sample: {facts['reference_mismatches']} differ",
+    ]
+    same = facts.get("art_same_task")
+    if same:
+        lines.append(
+            f"the same job on the first {same['images']} images (attack each until it flips or "
+            f"{params['iterations']} steps): ART {same['art_seconds']:.2f} s, advbench "
+            f"{same['advbench_seconds']:.2f} s: "
+            f"{same['art_seconds'] / same['advbench_seconds']:.1f}× faster"
         )
-        onehot = np.eye(10)[labels]
-        bim.generate(images[:batch], y=onehot[:batch])  # warm-up, as for every other row
-        _, seconds = _time(lambda: bim.generate(images, y=onehot))
-    return Row(
-        "IBM ART BasicIterativeMethod (no early stop)",
-        float(len(images) * iterations),
-        seconds,
-        f"{len(images)} images, batch {batch}",
+    else:
+        lines.append("IBM ART not installed: pip install 'advbench[art]' to compare with its BIM")
+    lines += [
+        f"{FLOOR_ATTACK} (40 steps of 0.01, eps 0.3) on {FLOOR_MODEL}, {b.floor_images} images: "
+        f"{b.floor_row.seconds:.2f} s for {b.floor_row.work:,.0f} image-iterations; "
+        f"{b.floor_row.note}",
+        f"peak memory after the attack benchmarks: {b.memory_mb:.0f} MiB",
+        "",
+    ]
+    trainer = b.train_rows[-1]
+    lines.append(
+        tabulate(
+            [
+                [
+                    r.name,
+                    f"{r.work:,.0f}",
+                    f"{r.seconds:.2f}",
+                    f"{r.per_unit * 1e6:.1f}",
+                    f"{r.seconds / trainer.seconds:.1f}×" if r is not trainer else "",
+                ]
+                for r in b.train_rows
+            ],
+            headers=(f"{MODEL} training", "steps", "seconds", "µs per step", "advbench is"),
+        )
     )
-
-
-def bench_training(
-    model: Any, config: dict, steps: int, seed: int = 0, repeats: int = 3
-) -> tuple[list[Row], dict[str, Any]]:
-    """Training the tutorial's MLP three ways on the same batches, with the weights compared.
-
-    The tutorial's own code (`reference.tutorial_training`), advbench's trainer one `sess.run`
-    per step (its graph, one thread), and advbench's trainer with the steps inside the graph.
-    Each way is run once on a short slice before the clock starts (first-use costs of the
-    process), then the three are run in turn, `repeats` rounds, so that a slow spell of this
-    machine falls on all of them alike; the figures are the medians, and each round's ratios to
-    the in-graph trainer are returned too. Also returned: whether every way ended with the
-    in-graph trainer's weights — bit for bit, because this training amplifies any rounding
-    difference (README) — and the largest difference if not.
-    """
-    import tempfile
-    from pathlib import Path
-
-    from advbench.engine import data as mnist
-    from advbench.engine import zoo
-    from advbench.lab import reference
-
-    def tutorial(n: int) -> dict[str, np.ndarray]:
-        return reference.tutorial_training(mnist.read_data_sets(one_hot=True, seed=seed), n, seed)
-
-    def advbench_trainer(in_graph: bool) -> Callable[[int], dict[str, np.ndarray]]:
-        def train(n: int) -> dict[str, np.ndarray]:
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = zoo.train(
-                    model, {**config, "steps": n}, seed, root=Path(tmp), in_graph=in_graph
-                )
-                return zoo.read_weights(folder)
-
-        return train
-
-    ways = (
-        ("the tutorial's code (section 5.5, tf.Session() defaults)", tutorial),
-        ("advbench, 1 sess.run per step (1 thread)", advbench_trainer(False)),
-        ("advbench trainer (steps inside the graph)", advbench_trainer(True)),
+    trained = b.trained
+    diffs = trained["max_abs_diff"]
+    verdict = (
+        "equal bit for bit"
+        if trained["bit_identical"]
+        else "DIFFER (largest |Δ|: " + ", ".join(f"{d:.3g}" for d in diffs) + ")"
     )
-    for _, train in ways:
-        train(min(steps, 1000))  # warm-up
-    times: list[list[float]] = [[] for _ in ways]
-    weights: list[dict[str, np.ndarray]] = []
-    for round_ in range(repeats):
-        for way, (_, train) in enumerate(ways):
-            out, seconds = _time(lambda train=train: train(steps))
-            times[way].append(seconds)
-            if round_ == 0:
-                weights.append(out)
-    medians = [float(np.median(t)) for t in times]
-    rows = [Row(name, float(steps), m) for (name, _), m in zip(ways, medians, strict=True)]
-    rounds = [[t[r] / times[-1][r] for t in times[:-1]] for r in range(repeats)]
-    ours = weights[-1]
-    diffs = [max(float(np.max(np.abs(w[k] - ours[k]))) for k in ours) for w in weights[:-1]]
-    return rows, {
-        "bit_identical": all(d == 0.0 for d in diffs),
-        "max_abs_diff": diffs,
-        "ratios_per_round": rounds,
+    for way, other in enumerate(("the tutorial's code", "the per-step loop")):
+        lines.append(
+            f"in-graph trainer vs {other}, round by round: "
+            + ", ".join(f"{r[way]:.1f}× faster" for r in trained["ratios_per_round"])
+        )
+    lines.append(f"weights after training, all three ways: {verdict}")
+    return "\n".join(lines)
+
+
+def write_json(b: Bench, path: Path) -> None:
+    """Every figure of the run as JSON (`advbench bench --json`)."""
+    out = {
+        "attack": [vars(r) for r in b.rows],
+        "training": [vars(r) for r in b.train_rows],
+        "training_weights": b.trained,
+        "pgd_cnn": vars(b.floor_row),
+        **b.facts,
+        "peak_rss_mb": b.memory_mb,
+        "n": b.n,
     }
+    path.write_text(json.dumps(out, indent=2) + "\n")

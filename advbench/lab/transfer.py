@@ -10,10 +10,15 @@ other.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+DEFAULT_ATTACK = "ifgsm"  # the tutorial's attack, crafting the examples unless told otherwise
 
 
 @dataclass
@@ -24,6 +29,17 @@ class Member:
     model: Any
     config: dict[str, Any]
     seed: int
+
+
+def members(
+    registry: Any, names: list[str] | None, copies: Sequence[tuple[str, int]] = ()
+) -> list[Member]:
+    """The selected models (None: all) with their own seeds, then each (model, seed) copy."""
+    out = [Member(m.name, m, m.config(), m.default_seed) for m in registry.models.select(names)]
+    for name, seed in copies:
+        model = registry.models.get(name)
+        out.append(Member(f"{name}@seed{seed}", model, model.config(), seed))
+    return out
 
 
 def run(
@@ -77,3 +93,30 @@ def run(
         "flip_rate": rates.round(6).tolist(),
         "examples": counts.tolist(),
     }
+
+
+def write(result: dict[str, Any], out: Path) -> str:
+    """transfer.json, transfer.md and transfer.png in `out`; returns the table as text."""
+    from tabulate import tabulate
+
+    from advbench.output import figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transfer.json").write_text(json.dumps(result, indent=2) + "\n")
+    names = result["models"]
+    rows = [
+        [src, *[f"{v:.3f}" for v in row]]
+        for src, row in zip(names, result["flip_rate"], strict=True)
+    ]
+    text = tabulate(rows, headers=["crafted on \\ evaluated on", *names], tablefmt="github")
+    figures.heatmap(
+        np.array(result["flip_rate"]),
+        names,
+        names,
+        out / "transfer.png",
+        f"transfer flip rate ({result['attack']}, {result['n']} images)",
+    )
+    (out / "transfer.md").write_text(
+        f"# Transferability ({result['attack']})\n\n{text}\n\n![transfer](transfer.png)\n"
+    )
+    return text

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from advbench.errors import AdvbenchError
+
 
 @dataclass
 class Section:
@@ -27,9 +29,9 @@ class Section:
 
 
 def _show(images: list[np.ndarray], titles: list[str], path: Path) -> None:
-    from advbench.lab.explain import _grid
+    from advbench.lab.explain import grid
 
-    _grid([i.reshape(28, 28) for i in images], titles, path, "", cols=len(images), cmap="gray")
+    grid([i.reshape(28, 28) for i in images], titles, path, "", cols=len(images), cmap="gray")
     print(f"  picture: {path}")
 
 
@@ -258,3 +260,20 @@ SECTIONS: dict[str, Section] = {s.key: s for s in [
     Section("maximise", "cnn-fooling", "Inputs maximising each first-layer feature",
             _explain_view("cnn", ("conv1-maximising",))),
 ]}  # fmt: skip
+
+
+def listing() -> str:
+    """The sections as a table (`advbench tutorial` without a section)."""
+    from tabulate import tabulate
+
+    return tabulate(
+        [[s.key, s.tutorial, s.title] for s in SECTIONS.values()],
+        headers=("section", "tutorial", "what it does"),
+    )
+
+
+def section(key: str) -> Section:
+    """The section called `key`, or a one-line error listing them."""
+    if key not in SECTIONS:
+        raise AdvbenchError(f"unknown tutorial section {key!r} (known: {', '.join(SECTIONS)})")
+    return SECTIONS[key]

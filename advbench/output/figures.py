@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported on first use: it is slow)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +34,7 @@ def adversarial_grid(
     title: str,
 ) -> None:
     """Three rows (original, adversarial, perturbation) of up to eight images."""
-    plt = _plt()
+    plt = pyplot()
     k = len(adversarial)
     fig, axes = plt.subplots(3, k, figsize=(1.6 * k + 0.6, 5.4), squeeze=False)
     for col in range(k):
@@ -102,7 +103,7 @@ def render_all(store: Any, cells: list[dict[str, Any]], out: Path) -> list[str]:
 
 
 def _cdf_and_curves(cells: list[dict[str, Any]], records: dict[int, Any], out: Path) -> list[str]:
-    plt = _plt()
+    plt = pyplot()
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in cells:
         if _iterative(c):
@@ -152,7 +153,7 @@ def _robust_vs_eps(cells: list[dict[str, Any]], out: Path) -> list[str]:
     sweeps = {k: sorted(v) for k, v in groups.items() if len(v) > 1}
     if not sweeps:
         return []
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for (model, attack, norm), points in sorted(sweeps.items()):
         eps, acc = zip(*points, strict=True)
@@ -172,7 +173,7 @@ def _robust_vs_eps(cells: list[dict[str, Any]], out: Path) -> list[str]:
 
 def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path: Path, title: str) -> None:
     """A labelled heat map with the value in each square (transfer flip rates)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2.5, 1.0 * len(rows) + 1.8))
     im = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")

@@ -1,0 +1,157 @@
+"""What is registered and how good the models are: `plugins`, `describe`, `train`, `eval`.
+
+`plugins` and `describe` answer without importing TensorFlow (a test checks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import advbench.cli.options as opt
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    """The `train` command's options."""
+    train = sub.add_parser("train", help="train a model and cache its checkpoint")
+    train.add_argument("model", help="model name")
+    train.add_argument("--steps", type=opt.positive_int, help="training steps (default: model's)")
+    train.add_argument("--seed", type=opt.seed, help="training seed (default: model's)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.PARAM=VALUE",
+        help="set a model parameter (repeatable)",
+    )
+    train.add_argument(
+        "--ship",
+        action="store_true",
+        help="write into the package's shipped checkpoints (maintainers)",
+    )
+    opt.progress_option(train)
+    opt.common(train)
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    """The `eval` command's options."""
+    ev = sub.add_parser("eval", help="test accuracy of models from their checkpoints")
+    ev.add_argument("models", nargs="?", type=opt.csv_names, help="comma-separated (default: all)")
+    ev.add_argument("--limit", type=opt.positive_int, help="only the first N test images")
+    ev.add_argument("--model-seed", type=opt.seed, help="training seed (default: each model's own)")
+    ev.add_argument("--json", type=Path, dest="json_path", help="also write results as JSON")
+    opt.progress_option(ev)
+    opt.common(ev)
+
+
+def add_plugins(sub: argparse._SubParsersAction) -> None:
+    """The `plugins` command's options."""
+    plug = sub.add_parser("plugins", help="list plugins and what they register")
+    plug.add_argument("--json", action="store_true", help="machine-readable output")
+    opt.common(plug)
+
+
+def add_describe(sub: argparse._SubParsersAction) -> None:
+    """The `describe` command's options."""
+    desc = sub.add_parser("describe", help="a model's or attack's parameters and defaults")
+    desc.add_argument("name", help="model or attack name")
+    opt.common(desc)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Every plugin: version, source, what it registers, and whether it loaded."""
+    from tabulate import tabulate
+
+    registry = opt.load_plugins(args)
+    infos = list(registry.info.values())
+    if args.json:
+        print(json.dumps([vars(i) for i in infos], indent=2))
+        return 0
+    rows = [
+        [
+            i.name,
+            i.version,
+            i.source,
+            ", ".join(i.models) or "—",
+            ", ".join(i.attacks) or "—",
+            i.error or "ok",
+        ]
+        for i in infos
+    ]
+    print(tabulate(rows, headers=("plugin", "version", "source", "models", "attacks", "status")))
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """A model's or attack's description and parameters (type, default, range, meaning)."""
+    from tabulate import tabulate
+
+    from advbench.host.registry import lookup
+
+    registry = opt.load_plugins(args)
+    entry = lookup(args.name, registry.models, registry.attacks)
+    kind = "model" if entry.name in registry.models.entries else "attack"
+    obj = entry.obj
+    print(f"{kind} {obj.name} (plugin {entry.plugin}): {obj.description}")
+    rows = [[p.name, p.kind.__name__, p.default, p.range_text(), p.doc] for p in obj.params]
+    print(tabulate(rows, headers=("parameter", "type", "default", "range", "meaning")))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model (its config, `--set`/`--steps` applied) and cache the checkpoint."""
+    from advbench.engine import progress, zoo
+
+    registry = opt.load_plugins(args)
+    model = registry.models.get(args.model)
+    sets = opt.parse_sets(args.set, {model.name}).get(model.name, {})
+    if args.steps is not None:
+        sets["steps"] = str(args.steps)
+    config = model.config(sets)
+    seed = opt.model_seed(model, args.seed)
+    root = zoo.SHIPPED if args.ship else None
+    with progress.bars(args.progress) as bars:
+        folder = zoo.train(
+            model,
+            config,
+            seed,
+            args.mnist_dir,
+            root=root,
+            on_progress=progress.training_task(bars, model.name),
+        )
+    record = json.loads((folder / "record.json").read_text())
+    print(
+        f"{model.name} seed {seed}: test accuracy {record['test_accuracy']:.4f} "
+        f"(first 1,000: {record['test_accuracy_first_1000']:.4f}) "
+        f"in {record['train_seconds']:.1f} s -> {folder}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Test accuracy of the selected models' checkpoints (trained first where missing)."""
+    from tabulate import tabulate
+
+    from advbench.engine import data, progress, runner
+
+    registry = opt.load_plugins(args)
+    models = registry.models.select(args.models)
+    test = data.read_test_set(args.mnist_dir)
+    n = min(args.limit or test.num_examples, test.num_examples)
+    with progress.bars(args.progress) as bars:
+        out = runner.evaluate(
+            models, args.model_seed, test.images[:n], test.labels_int[:n], args.mnist_dir, bars
+        )
+    print(
+        tabulate(
+            [
+                [m["name"], m["seed"], m["n"], f"{m['clean_accuracy']:.4f}", m["checkpoint"]]
+                for m in out
+            ],
+            headers=("model", "seed", "n", "accuracy", "checkpoint"),
+        )
+    )
+    if args.json_path:
+        args.json_path.write_text(json.dumps({"models": out}, indent=2) + "\n")
+    return 0

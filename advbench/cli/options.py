@@ -1,0 +1,124 @@
+"""What the commands share: option types, `--set` parsing, common options, plugin loading.
+
+Option types raise `argparse.ArgumentTypeError`, which argparse turns into a one-line usage
+error naming the flag; values parsed outside argparse (`--copy MODEL:SEED`) go through
+`checked` to get the same message as an `AdvbenchError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from advbench.errors import AdvbenchError, ParamError
+
+
+def csv_names(text: str) -> list[str]:
+    """`a,b, c` → ["a", "b", "c"]; at least one name."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return names
+
+
+def _whole_number(text: str, low: int, high: int | None, bound: str) -> int:
+    """`text` as an int within [low, high] (`high` None: unbounded); `bound` words the range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A count: a whole number >= 1."""
+    return _whole_number(text, 1, None, ">= 1")
+
+
+def seed(text: str) -> int:
+    """A seed TensorFlow and NumPy both accept: 0 to 2^31-1."""
+    return _whole_number(text, 0, 2**31 - 1, "between 0 and 2^31-1")
+
+
+def checked(kind: Callable[[str], Any], text: str, where: str) -> Any:
+    """`kind(text)` for a value argparse did not parse; a bad one is one line naming `where`."""
+    try:
+        return kind(text)
+    except argparse.ArgumentTypeError as exc:
+        raise AdvbenchError(f"{where}: {exc}") from None
+
+
+def parse_sets(items: Sequence[str], known: set[str]) -> dict[str, dict[str, str]]:
+    """`NAME.PARAM=VALUE` strings → {name: {param: text}}; names must be selected plugins."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, param = key.strip().partition(".")
+        if not sep or not dot or not name or not param or not value.strip():
+            raise ParamError(f"--set {item!r}: expected NAME.PARAM=VALUE")
+        if name not in known:
+            raise ParamError(
+                f"--set {item!r}: {name!r} is not a selected model or attack "
+                f"(selected: {', '.join(sorted(known))})"
+            )
+        out.setdefault(name, {})[param.strip()] = value.strip()
+    return out
+
+
+def common(parser: argparse.ArgumentParser) -> None:
+    """`--mnist-dir` and `--plugins`, which every command takes."""
+    parser.add_argument(
+        "--mnist-dir",
+        help="directory with the four MNIST IDX .gz files "
+        "(default: $ADVBENCH_MNIST_DIR, else the copy inside the package)",
+    )
+    parser.add_argument(
+        "--plugins",
+        metavar="DIR",
+        dest="plugins_dir",
+        help="directory of drop-in plugin *.py files ($ADVBENCH_PLUGINS_DIR)",
+    )
+
+
+def db_option(parser: argparse.ArgumentParser) -> None:
+    """`--db`, the results database (run, report)."""
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="results database (default $ADVBENCH_DB, else reports/advbench.sqlite)",
+    )
+
+
+def out_option(parser: argparse.ArgumentParser, default: Path | None, where: str) -> None:
+    """`--out DIR`; `where` words the default in the help."""
+    parser.add_argument("--out", type=Path, default=default, help=f"{where} (default {default})")
+
+
+def progress_option(parser: argparse.ArgumentParser, text: str | None = None) -> None:
+    """`--progress/--no-progress`; unset means: bars when stderr is a terminal."""
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help=text
+    )
+
+
+def load_plugins(args: argparse.Namespace) -> Any:
+    """The plugin registry (`advbench.host.plugins.Plugins`); a plugin that failed to load is
+    a warning on stderr, not an error, so the others stay usable."""
+    from advbench.host import plugins
+
+    registry = plugins.load(args.plugins_dir)
+    for info in registry.errors:
+        print(
+            f"advbench: warning: plugin {info.name!r} ({info.source}) {info.error}", file=sys.stderr
+        )
+    return registry
+
+
+def model_seed(model: Any, given: int | None) -> int:
+    """The training seed of a model's checkpoint: `given`, else the model's own."""
+    return model.default_seed if given is None else given

@@ -1,0 +1,158 @@
+"""`advbench run` (benchmark models × attacks into the results database) and `advbench report`
+(render a stored run again, list runs, compare two)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import advbench.cli.options as opt
+from advbench.errors import AdvbenchError
+
+
+def add_run(sub: argparse._SubParsersAction) -> None:
+    """The `run` command's options."""
+    run = sub.add_parser("run", help="benchmark models × attacks on the MNIST test set")
+    run.add_argument("--models", type=opt.csv_names, help="comma-separated models (default: all)")
+    run.add_argument("--attacks", type=opt.csv_names, help="comma-separated attacks (default: all)")
+    run.add_argument("--limit", type=opt.positive_int, help="only the first N test images")
+    run.add_argument("--seed", type=opt.seed, default=0, help="seed of the attacks (default 0)")
+    run.add_argument(
+        "--model-seed",
+        type=opt.seed,
+        help="training seed of the models' checkpoints (default: each model's own)",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME.PARAM=VALUE",
+        help="set a model or attack parameter (repeatable)",
+    )
+    run.add_argument(
+        "--batch-size",
+        type=opt.positive_int,
+        default=None,
+        help="images per attack batch (default: the model's own)",
+    )
+    run.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
+    opt.db_option(run)
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new run even if this exact run is stored (default: resume)",
+    )
+    run.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
+    opt.progress_option(run, "progress bars (default: when stderr is a terminal)")
+    opt.common(run)
+
+
+def add_report(sub: argparse._SubParsersAction) -> None:
+    """The `report` command's options."""
+    rep = sub.add_parser("report", help="render a stored run again, or compare two runs")
+    rep.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
+    opt.db_option(rep)
+    rep.add_argument(
+        "--format",
+        choices=("markdown", "github", "latex", "plain"),
+        default="markdown",
+        help="table format (default markdown)",
+    )
+    rep.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
+    rep.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("RUN_A", "RUN_B"),
+        help="the difference of every metric between two runs",
+    )
+    rep.add_argument("--list", action="store_true", help="list the stored runs")
+    rep.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
+    opt.common(rep)
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Plan (every name and parameter checked before TensorFlow), resume or create the run,
+    execute it, render its report; exit 1 if a cell failed."""
+    from advbench.engine import data, progress
+    from advbench.engine import run as benchmark
+    from advbench.output import report, results
+
+    registry = opt.load_plugins(args)
+    models = registry.models.select(args.models)
+    attacks = registry.attacks.select(args.attacks)
+    if not models or not attacks:
+        raise AdvbenchError("nothing to run: no models or no attacks are registered")
+    sets = opt.parse_sets(args.set, {m.name for m in models} | {a.name for a in attacks})
+    plan = benchmark.plan(
+        models,
+        attacks,
+        sets,
+        args.seed,
+        args.model_seed,
+        args.limit,
+        args.batch_size,
+        args.mnist_dir,
+    )
+    data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
+    store = results.Store(args.db or results.default_db())
+    try:
+        opened = benchmark.open_run(store, plan, argv, fresh=args.fresh)
+        run_id = opened.run_id
+        if opened.resumed:
+            print(
+                f"resuming {run_id}: {opened.done} of {len(plan.cells) * len(plan.models)} cells "
+                "already done",
+                file=sys.stderr,
+            )
+        with progress.bars(args.progress) as bars:
+            benchmark.execute(plan, store, run_id, bars=bars)
+        store.finish_run(run_id)
+        out = args.out or Path("reports") / run_id
+        finished = report.render(store, run_id, out, pictures=not args.no_figures)
+    finally:
+        store.close()
+    print(report.table(finished))
+    failed = [c for c in finished["cells"] if c["status"] != "done"]
+    print(f"\nrun {run_id}: wrote {out}/report.md, results.json, records.csv")
+    if failed:
+        print(f"advbench: {len(failed)} cell(s) failed; see the table", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render a stored run (default: the latest), list the runs, or compare two."""
+    from advbench.output import report, results
+
+    db = Path(args.db or results.default_db())
+    if not db.is_file():
+        raise AdvbenchError(f"results database {db} does not exist")
+    store = results.Store(db)
+    try:
+        if args.list:
+            from tabulate import tabulate
+
+            print(
+                tabulate(
+                    [
+                        [r["id"], r["cells"], r["finished"] or "unfinished", r["command"]]
+                        for r in store.runs()
+                    ],
+                    headers=("run", "cells", "finished", "command"),
+                )
+            )
+            return 0
+        if args.compare:
+            a, b = (store.load_run(store.resolve_run(r)) for r in args.compare)
+            print(report.compare(a, b, args.format))
+            return 0
+        run_id = store.resolve_run(args.run)
+        out = args.out or Path("reports") / run_id
+        rendered = report.render(store, run_id, out, args.format, pictures=not args.no_figures)
+    finally:
+        store.close()
+    print(report.table(rendered, report.FORMATS[args.format]))
+    print(f"\nrendered {run_id} into {out}")
+    return 0
