@@ -611,7 +611,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 key, command, args.seed, data.checksum(), graph.versions(), benchmark.describe(plan)
             )
         else:
-            done = len(store.done_labels(run_id))
+            done = len(store.done_keys(run_id))
             print(
                 f"resuming {run_id}: {done} of {len(plan.cells) * len(plan.models)} cells "
                 "already done",
@@ -625,7 +625,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     finally:
         store.close()
     print(report.table(finished))
-    failed = [c for c in finished["cells"] if c["status"] != "done"]
+    failed = [c for c in finished.cells if not c.done]
     print(f"\nrun {run_id}: wrote {out}/report.md, results.json, records.csv")
     if failed:
         print(f"advbench: {len(failed)} cell(s) failed; see the table", file=sys.stderr)
