@@ -54,6 +54,11 @@ class CarliniWagnerL2(Attack):
     def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
         return ThreatModel.minimal("l2")
 
+    def iterations(self, params: Mapping[str, Any]) -> int:
+        """Adam steps over all rounds: iterations-to-flip counts across the binary search, so
+        an image can succeed as late as step binary_steps × iterations."""
+        return int(params["binary_steps"]) * int(params["iterations"])
+
     def build(self, net: Network, b: BatchInputs, params: Mapping[str, Any]) -> BatchOutputs:
         t = tf()
         lo, hi = params["clip_min"], params["clip_max"]

@@ -59,9 +59,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     done_before = _cells_done(db)
     assert 2 <= done_before < 6, "the kill should land mid-run"
     with sqlite3.connect(db) as con:
-        before = {
-            row[0]: row[1] for row in con.execute("SELECT label || model, created FROM cells")
-        }
+        before = {row[0]: row[1] for row in con.execute("SELECT key || model, created FROM cells")}
         records_before = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     assert records_before > 0
 
@@ -69,7 +67,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"{done_before} of 6 cells already done" in resumed.stderr
     with sqlite3.connect(db) as con:
-        after = {row[0]: row[1] for row in con.execute("SELECT label || model, created FROM cells")}
+        after = {row[0]: row[1] for row in con.execute("SELECT key || model, created FROM cells")}
         assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
     assert len(after) == 6
     for key, created in before.items():  # finished cells untouched, not duplicated

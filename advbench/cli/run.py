@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     finally:
         store.close()
     print(report.table(finished))
-    failed = [c for c in finished["cells"] if c["status"] != "done"]
+    failed = [c for c in finished.cells if not c.done]
     print(f"\nrun {run_id}: wrote {out}/report.md, results.json, records.csv")
     if failed:
         print(f"advbench: {len(failed)} cell(s) failed; see the table", file=sys.stderr)

@@ -18,6 +18,7 @@ import numpy as np
 from advbench.contract.attack import Attack
 from advbench.contract.model import Model
 from advbench.errors import ParamError
+from advbench.output.records import Budget, Cell
 
 
 @dataclass
@@ -29,7 +30,9 @@ class CellSpec:
     varied: dict[str, Any]  # parameters that differ from the attack's defaults
 
     @property
-    def label(self) -> str:
+    def key(self) -> str:
+        """The cell's display key: the attack, with the parameters that differ from its
+        defaults, e.g. `pgd(eps=0.1)` (unique within a run)."""
         if not self.varied:
             return self.attack.name
         inner = ",".join(f"{k}={v}" for k, v in self.varied.items())
@@ -123,7 +126,7 @@ def open_run(store: Any, p: Plan, argv: Sequence[str], fresh: bool = False) -> O
     key = results.run_key(identity)
     run_id = None if fresh else store.find_run(key)
     if run_id is not None:
-        return Opened(run_id, True, len(store.done_labels(run_id)))
+        return Opened(run_id, True, len(store.done_keys(run_id)))
     command = "advbench " + shlex.join(argv)
     run_id = store.create_run(key, command, p.seed, data.checksum(), graph.versions(), identity)
     return Opened(run_id, False)
@@ -145,12 +148,23 @@ def check_records(spec: CellSpec, records: Any) -> None:
         )
 
 
+def step_budget(spec: CellSpec) -> int | None:
+    """The most steps the attack gives an image (the x-range of the iteration pictures).
+
+    None for an attack that builds its own graph without an `iterations` parameter and does not
+    say (the driver, which needs the number, never runs it)."""
+    try:
+        return spec.attack.iterations(spec.params)
+    except KeyError:
+        return None
+
+
 def execute(
     p: Plan,
     store: Any,
     run_id: str,
     bars: Any = None,
-    on_cell: Callable[[dict[str, Any]], None] | None = None,
+    on_cell: Callable[[Cell], None] | None = None,
 ) -> None:
     """Run every cell of the plan not yet done in `run_id`, storing each as it finishes.
 
@@ -165,14 +179,14 @@ def execute(
     n = min(p.limit or test.num_examples, test.num_examples)
     images, labels = test.images[:n], test.labels_int[:n]
     indices = np.arange(n, dtype=np.int64)
-    done = store.done_labels(run_id)
+    done = store.done_keys(run_id)
     versions = graph.versions()
     position = {
-        (m.name, c.label): i
+        (m.name, c.key): i
         for i, (m, c) in enumerate(itertools.product([m for m, _, _ in p.models], p.cells))
     }
     for model, config, model_seed in p.models:
-        todo = [c for c in p.cells if (model.name, c.label) not in done]
+        todo = [c for c in p.cells if (model.name, c.key) not in done]
         if not todo:
             continue
         on_train = None if bars is None else training_task(bars, model.name)
@@ -191,31 +205,32 @@ def execute(
                 },
             )
             for spec in todo:
-                cell: dict[str, Any] = {
-                    "model": model.name,
-                    "label": spec.label,
-                    "attack": spec.attack.name,
-                    "params": spec.params,
-                    "checkpoint": str(loaded.folder),
-                    "model_seed": model_seed,
-                    "seed": spec.attack.seed(spec.params, p.seed),
-                    "data_checksum": data.checksum(),
-                    "versions": versions,
-                }
+                cell = Cell(
+                    model=model.name,
+                    key=spec.key,
+                    attack=spec.attack.name,
+                    params=spec.params,
+                    seed=spec.attack.seed(spec.params, p.seed),
+                    data_checksum=data.checksum(),
+                    versions=versions,
+                    checkpoint=str(loaded.folder),
+                    model_seed=model_seed,
+                )
                 progress = None
                 if bars is not None:
-                    task = bars.add_task(f"{model.name} × {spec.label}", total=None, note="")
+                    task = bars.add_task(f"{model.name} × {spec.key}", total=None, note="")
 
                     def progress(k, total, task=task):
                         bars.update(task, completed=k, total=total)
 
-                records = examples = None
+                records = None
                 try:
+                    cell.max_iterations = step_budget(spec)
                     records, seconds = runner.run_attack(
                         loaded,
                         spec.attack,
                         spec.params,
-                        cell["seed"],
+                        cell.seed,
                         images,
                         labels,
                         indices,
@@ -224,20 +239,24 @@ def execute(
                         on_progress=progress,
                     )
                     check_records(spec, records)
-                    targeted = spec.attack.is_targeted(spec.params)
-                    cell["summary"] = metrics.summarize(records, seconds, targeted)
                     budget = spec.attack.threat_model(spec.params).budget
-                    if budget:
-                        cell["summary"]["budget"] = {"norm": budget[0], "eps": budget[1]}
-                    cell["status"] = "done"
-                    examples = records.adversarial[np.flatnonzero(records.flipped)[:8]]
+                    cell.summary = metrics.summarize(
+                        records,
+                        seconds,
+                        spec.attack.is_targeted(spec.params),
+                        None if budget is None else Budget(*budget),
+                    )
+                    cell.status = "done"
+                    shown = np.flatnonzero(records.flipped)[:8]  # the first successes
+                    cell.examples = records.adversarial[shown]
+                    cell.originals = images[records.index[shown]]
                 except Exception as exc:  # isolation: one broken cell never stops the run
-                    cell["status"], cell["error"] = "failed", f"{type(exc).__name__}: {exc}"
-                    records = examples = None
+                    cell.status, cell.error = "failed", f"{type(exc).__name__}: {exc}"
+                    cell.summary = cell.examples = cell.originals = records = None
                 finally:
                     if bars is not None:
                         bars.remove_task(task)
-                store.save_cell(run_id, position[(model.name, spec.label)], cell, records, examples)
+                store.save_cell(run_id, position[(model.name, spec.key)], cell, records)
                 if on_cell:
                     on_cell(cell)
         finally:

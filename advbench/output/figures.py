@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from advbench.output.records import Cell, Records
+
 
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (imported on first use: it is slow)."""
@@ -27,87 +29,106 @@ def pyplot():
 
 
 def adversarial_grid(
-    originals: np.ndarray,
+    originals: np.ndarray | None,
     adversarial: np.ndarray,
     meta: list[dict[str, Any]],
     path: Path,
     title: str,
 ) -> None:
-    """Three rows (original, adversarial, perturbation) of up to eight images."""
+    """Three rows (original, adversarial, perturbation) of up to eight images; only the
+    adversarial row, with a note, when the originals are unknown (databases written before
+    advbench stored them with the examples)."""
     plt = pyplot()
     k = len(adversarial)
-    fig, axes = plt.subplots(3, k, figsize=(1.6 * k + 0.6, 5.4), squeeze=False)
+    names = (
+        ("original", "adversarial", "perturbation") if originals is not None else ("adversarial",)
+    )
+    height = 5.4 if originals is not None else 2.2
+    fig, axes = plt.subplots(len(names), k, figsize=(1.6 * k + 0.6, height), squeeze=False)
     for col in range(k):
-        orig, adv = originals[col].reshape(28, 28), adversarial[col].reshape(28, 28)
-        delta = adv - orig
-        bound = max(float(np.abs(delta).max()), 1e-6)
+        adv = adversarial[col].reshape(28, 28)
         m = meta[col]
         target = f"→{m['target']} " if m["target"] >= 0 else ""
-        panels = (
-            (orig, "gray", 0, 1, f"#{m['index']} true {m['label']}"),
-            (adv, "gray", 0, 1, f"{target}pred {m['pred']} @{m['iterations']}"),
-            (delta, "bwr", -bound, bound, f"L∞ {m['linf']:.3f}"),
-        )
+        adv_panel = (adv, "gray", 0, 1, f"{target}pred {m['pred']} @{m['iterations']}")
+        if originals is None:
+            who = f"#{m['index']} true {m['label']} "
+            panels: tuple[tuple[Any, ...], ...] = ((*adv_panel[:4], who + adv_panel[4]),)
+        else:
+            orig = originals[col].reshape(28, 28)
+            delta = adv - orig
+            bound = max(float(np.abs(delta).max()), 1e-6)
+            panels = (
+                (orig, "gray", 0, 1, f"#{m['index']} true {m['label']}"),
+                adv_panel,
+                (delta, "bwr", -bound, bound, f"L∞ {m['linf']:.3f}"),
+            )
         for row, (img, cmap, lo, hi, label) in enumerate(panels):
             ax = axes[row][col]
             ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
             ax.set_title(label, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-    for row, name in enumerate(("original", "adversarial", "perturbation")):
+    for row, name in enumerate(names):
         axes[row][0].set_ylabel(name, fontsize=9)
+    if originals is None:
+        title += " (originals not stored in this database)"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def _iterative(cell: dict[str, Any]) -> bool:
-    its = cell.get("iterations_to_flip", {})
-    return cell.get("status") == "done" and (its.get("max") or 0) > 1 and "success_rate" not in cell
+def _iterative(cell: Cell) -> bool:
+    """A done, untargeted cell whose images took more than one step (curves say something)."""
+    if not cell.done or cell.summary is None or cell.targeted:
+        return False
+    return (cell.summary.iterations_to_flip.max or 0) > 1
 
 
-def render_all(store: Any, cells: list[dict[str, Any]], out: Path) -> list[str]:
-    """Every picture of a run; returns the file names written."""
-    from advbench.engine import data
+def step_budget(cell: Cell) -> int:
+    """The x-range of the iteration curves: the attack's step budget as stored with the cell.
+    Databases written before it was stored: the `iterations` parameter, widened to the
+    largest iterations-to-flip seen (C&W's steps run to binary_steps × iterations)."""
+    if cell.max_iterations is not None:
+        return max(cell.max_iterations, 1)
+    seen = cell.summary.iterations_to_flip.max if cell.summary is not None else None
+    return max(int(cell.params.get("iterations", 1)), seen or 0, 1)
 
-    test = data.read_test_set()
+
+def render_all(cells: list[Cell], records: dict[int, Records], out: Path) -> list[str]:
+    """Every picture of a run from its stored cells and their records (keyed by cell id);
+    returns the file names written."""
     names: list[str] = []
-    records = {c["cell_id"]: store.records(c["cell_id"]) for c in cells if c["status"] == "done"}
     for pos, c in enumerate(cells, start=1):
-        if c["status"] != "done":
+        if not c.done or c.examples is None or len(c.examples) == 0:
             continue
-        examples = store.examples(c["cell_id"])
-        if examples is None or len(examples) == 0:
-            continue
-        r = records[c["cell_id"]]
-        rows = np.flatnonzero(r["flipped"])[: len(examples)]
+        r = records[c.id]
+        rows = np.flatnonzero(r.flipped)[: len(c.examples)]
         meta = [
             {
-                "index": int(r["idx"][i]),
-                "label": int(r["label"][i]),
-                "target": int(r["target"][i]),
-                "pred": int(r["adv_pred"][i]),
-                "iterations": int(r["iterations"][i]),
-                "linf": float(r["linf"][i]),
+                "index": int(r.index[i]),
+                "label": int(r.label[i]),
+                "target": int(r.target[i]),
+                "pred": int(r.adv_pred[i]),
+                "iterations": int(r.iterations[i]),
+                "linf": float(r.linf[i]),
             }
             for i in rows
         ]
-        originals = test.images[r["idx"][rows]]
-        name = f"{c['model']}-{pos:02d}-{c['attack']}.png"
-        adversarial_grid(originals, examples, meta, out / name, f"{c['model']} × {c['label']}")
+        name = f"{c.model}-{pos:02d}-{c.attack}.png"
+        adversarial_grid(c.originals, c.examples, meta, out / name, f"{c.model} × {c.key}")
         names.append(name)
     names += _cdf_and_curves(cells, records, out)
     names += _robust_vs_eps(cells, out)
     return names
 
 
-def _cdf_and_curves(cells: list[dict[str, Any]], records: dict[int, Any], out: Path) -> list[str]:
+def _cdf_and_curves(cells: list[Cell], records: dict[int, Records], out: Path) -> list[str]:
     plt = pyplot()
-    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_model: dict[str, list[Cell]] = defaultdict(list)
     for c in cells:
         if _iterative(c):
-            by_model[c["model"]].append(c)
+            by_model[c.model].append(c)
     if not by_model:
         return []
     models = sorted(by_model)
@@ -116,19 +137,18 @@ def _cdf_and_curves(cells: list[dict[str, Any]], records: dict[int, Any], out: P
         fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
         for ax, model in zip(axes[0], models, strict=True):
             for c in by_model[model]:
-                r = records[c["cell_id"]]
-                budget = max(int(c["params"].get("iterations", 1)), 1)
-                steps = np.arange(0, budget + 1)
-                its = r["iterations"][r["flipped"].astype(bool)]
+                r = records[c.id]
+                steps = np.arange(0, step_budget(c) + 1)
+                flipped = r.flipped
+                its = r.iterations[flipped]
                 if kind == "cdf":
                     if len(its) == 0:
                         continue
-                    ax.plot(steps, [(its <= k).mean() for k in steps], label=c["label"])
+                    ax.plot(steps, [(its <= k).mean() for k in steps], label=c.key)
                 else:
-                    correct = r["clean_pred"] == r["label"]
-                    flipped = r["flipped"].astype(bool)
-                    acc = [(correct & ~(flipped & (r["iterations"] <= k))).mean() for k in steps]
-                    ax.plot(steps, acc, label=c["label"])
+                    correct = r.clean_pred == r.label
+                    acc = [(correct & ~(flipped & (r.iterations <= k))).mean() for k in steps]
+                    ax.plot(steps, acc, label=c.key)
             ax.set_xscale("symlog", linthresh=10)
             ax.set_title(model)
             ax.set_xlabel("attack iterations")
@@ -144,12 +164,12 @@ def _cdf_and_curves(cells: list[dict[str, Any]], records: dict[int, Any], out: P
     return written
 
 
-def _robust_vs_eps(cells: list[dict[str, Any]], out: Path) -> list[str]:
+def _robust_vs_eps(cells: list[Cell], out: Path) -> list[str]:
     groups: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
     for c in cells:
-        if c.get("status") == "done" and "budget" in c and "success_rate" not in c:
-            key = (c["model"], c["attack"], c["budget"]["norm"])
-            groups[key].append((c["budget"]["eps"], c["adversarial_accuracy"]))
+        if c.done and c.summary is not None and c.budget is not None and not c.targeted:
+            key = (c.model, c.attack, c.budget.norm)
+            groups[key].append((c.budget.eps, c.summary.adversarial_accuracy))
     sweeps = {k: sorted(v) for k, v in groups.items() if len(v) > 1}
     if not sweeps:
         return []

@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from advbench.output.records import Records
+from advbench.output.records import Budget, IterationStats, Records, Summary, Targeted
 
 
 def _round(value: float, digits: int = 6) -> float:
     return float(round(float(value), digits))
 
 
-def iteration_stats(records: Records) -> dict[str, float | None]:
+def iteration_stats(records: Records) -> IterationStats:
     """Mean, median, p90 and max of iterations-to-flip over the flipped rows."""
     its = records.iterations[records.flipped]
     if len(its) == 0:
-        return {"mean": None, "median": None, "p90": None, "max": None}
-    return {
-        "mean": _round(np.mean(its), 3),
-        "median": _round(np.median(its), 3),
-        "p90": _round(np.percentile(its, 90), 3),
-        "max": int(np.max(its)),
-    }
+        return IterationStats(None, None, None, None)
+    return IterationStats(
+        mean=_round(np.mean(its), 3),
+        median=_round(np.median(its), 3),
+        p90=_round(np.percentile(its, 90), 3),
+        max=int(np.max(its)),
+    )
 
 
 def _mean_or_none(values: np.ndarray, digits: int = 6) -> float | None:
     return _round(np.mean(values), digits) if len(values) else None
 
 
-def summarize(records: Records, seconds: float, targeted: bool = False) -> dict[str, Any]:
+def summarize(
+    records: Records, seconds: float, targeted: bool = False, budget: Budget | None = None
+) -> Summary:
     """The cell's metrics, as they appear in results.json and the report tables.
 
     `flip_rate` is the share of attacked rows that reached the goal: the prediction left the
@@ -41,28 +41,33 @@ def summarize(records: Records, seconds: float, targeted: bool = False) -> dict[
     attacked, flipped = records.attacked, records.flipped
     n_attacked, n_flipped = int(attacked.sum()), int(flipped.sum())
     ok = flipped
-    out: dict[str, Any] = {
-        "n": n,
-        "rows": len(records.index),
-        "clean_accuracy": _mean_or_none(records.clean_pred[first] == records.label[first]) or 0.0,
-        "adversarial_accuracy": _mean_or_none(records.adv_pred == records.label) or 0.0,
-        "attacked": n_attacked,
-        "flipped": n_flipped,
-        "flip_rate": _round(n_flipped / n_attacked) if n_attacked else 0.0,
-        "iterations_to_flip": iteration_stats(records),
-        "mean_l2": _mean_or_none(records.l2[ok]),
-        "median_l2": _round(np.median(records.l2[ok])) if n_flipped else None,
-        "mean_linf": _mean_or_none(records.linf[ok]),
-        "median_linf": _round(np.median(records.linf[ok])) if n_flipped else None,
-        "seconds": _round(seconds, 3),
-        "images_per_second": _round(n / seconds, 1) if seconds > 0 else None,
-    }
+    flip_rate = _round(n_flipped / n_attacked) if n_attacked else 0.0
+    goal = None
     if targeted:
-        out["success_rate"] = out["flip_rate"]
-        out["mean_target_confidence"] = _mean_or_none(records.confidence[attacked])
-        out["per_target"] = {
-            str(c): _round(flipped[attacked & (records.target == c)].mean())
-            for c in range(10)
-            if (attacked & (records.target == c)).any()
-        }
-    return out
+        goal = Targeted(
+            success_rate=flip_rate,
+            mean_target_confidence=_mean_or_none(records.confidence[attacked]),
+            per_target={
+                str(c): _round(flipped[attacked & (records.target == c)].mean())
+                for c in range(10)
+                if (attacked & (records.target == c)).any()
+            },
+        )
+    return Summary(
+        n=n,
+        rows=len(records.index),
+        clean_accuracy=_mean_or_none(records.clean_pred[first] == records.label[first]) or 0.0,
+        adversarial_accuracy=_mean_or_none(records.adv_pred == records.label) or 0.0,
+        attacked=n_attacked,
+        flipped=n_flipped,
+        flip_rate=flip_rate,
+        iterations_to_flip=iteration_stats(records),
+        mean_l2=_mean_or_none(records.l2[ok]),
+        median_l2=_round(np.median(records.l2[ok])) if n_flipped else None,
+        mean_linf=_mean_or_none(records.linf[ok]),
+        median_linf=_round(np.median(records.linf[ok])) if n_flipped else None,
+        seconds=_round(seconds, 3),
+        images_per_second=_round(n / seconds, 1) if seconds > 0 else None,
+        targeted=goal,
+        budget=budget,
+    )

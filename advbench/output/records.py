@@ -1,19 +1,25 @@
-"""Per-image records: what one model × attack cell found for each attacked image (× target).
+"""The typed results: per-image `Records`, a cell's `Summary`, the stored `Cell` and `StoredRun`.
 
-The engine fills them (`advbench.engine.runner`); the output side summarises, stores and
-renders them without importing the engine.
+The engine fills them (`advbench.engine.runner`, `advbench.engine.run`); the output side
+summarises, stores and renders them without importing the engine. The per-image columns are
+defined once, in `COLUMNS`: the SQL table, the database reader and records.csv derive from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 
 @dataclass
 class Records:
-    """Per-row results of one model × attack cell; a row is an image (× target)."""
+    """Per-row results of one model × attack cell; a row is an image (× target).
+
+    Records read back from the database carry no adversarial images (the database keeps only
+    a cell's examples): their `adversarial` has zero width.
+    """
 
     index: np.ndarray  # test-set index, int64
     label: np.ndarray  # true label
@@ -24,10 +30,242 @@ class Records:
     iterations: np.ndarray  # steps applied at success; 0 = never succeeded / not attacked
     l2: np.ndarray  # ‖x_adv − x‖₂
     linf: np.ndarray  # ‖x_adv − x‖∞
-    confidence: np.ndarray  # model's probability of the target (targeted) or of adv_pred
+    confidence: np.ndarray  # probability of the target (targeted) or of adv_pred; NaN unattacked
     adversarial: np.ndarray = field(repr=False)  # float32 [rows, 784] final images
 
     @property
     def flipped(self) -> np.ndarray:
         """Attacked rows that reached the attack's goal within its budget."""
         return self.iterations > 0
+
+
+@dataclass(frozen=True)
+class Column:
+    """One per-image column, as the database, the reader and records.csv all see it."""
+
+    name: str  # the `Records` attribute and the records.csv header
+    sql: str  # the column in the SQL `records` table
+    sql_type: str  # its declaration
+    dtype: Any  # numpy dtype of the array read back
+    derived: bool = False  # a `Records` property: stored for readers of the table, not read back
+
+    @property
+    def nullable(self) -> bool:
+        return "NOT NULL" not in self.sql_type
+
+    def values(self, array: np.ndarray) -> list[Any]:
+        """Python values of one column for sqlite3 and csv alike: bools stay bools (SQLite
+        stores 1/0, csv writes True/False), NaN in a nullable column is None (NULL / empty)."""
+        if self.dtype is bool:
+            return np.asarray(array, bool).tolist()
+        values = np.asarray(array).tolist()
+        if self.nullable:
+            return [None if v != v else v for v in values]  # v != v: NaN
+        return values
+
+    def read(self, values: list[Any]) -> np.ndarray:
+        """The array of one column read from the database (NULL becomes NaN)."""
+        return np.array(values, dtype=self.dtype)
+
+
+# Order = the SQL table's column order and records.csv's (after "model" and "attack").
+COLUMNS: tuple[Column, ...] = (
+    Column("index", "idx", "INTEGER NOT NULL", np.int64),  # "index" is an SQL keyword
+    Column("label", "label", "INTEGER NOT NULL", np.int64),
+    Column("target", "target", "INTEGER NOT NULL", np.int64),
+    Column("clean_pred", "clean_pred", "INTEGER NOT NULL", np.int64),
+    Column("adv_pred", "adv_pred", "INTEGER NOT NULL", np.int64),
+    Column("attacked", "attacked", "INTEGER NOT NULL", bool),
+    Column("flipped", "flipped", "INTEGER NOT NULL", bool, derived=True),
+    Column("iterations", "iterations", "INTEGER NOT NULL", np.int32),
+    Column("l2", "l2", "REAL NOT NULL", np.float64),
+    Column("linf", "linf", "REAL NOT NULL", np.float64),
+    Column("confidence", "confidence", "REAL", np.float64),
+)
+CSV_HEADER = ("model", "attack", *(c.name for c in COLUMNS))
+SQL_COLUMNS = ", ".join(c.sql for c in COLUMNS)
+RECORDS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS records (\n"
+    "    cell_id INTEGER NOT NULL REFERENCES cells(id) ON DELETE CASCADE,\n"
+    "    row INTEGER NOT NULL,\n"
+    + "".join(f"    {c.sql} {c.sql_type},\n" for c in COLUMNS)
+    + "    PRIMARY KEY (cell_id, row)\n)"
+)
+
+
+def columns_of(records: Records) -> list[list[Any]]:
+    """Every column of `records` as Python values, in `COLUMNS` order."""
+    return [c.values(getattr(records, c.name)) for c in COLUMNS]
+
+
+def rows_of(records: Records) -> list[tuple[Any, ...]]:
+    """The rows of `records` as tuples of Python values, in `COLUMNS` order."""
+    return list(zip(*columns_of(records), strict=True))
+
+
+def records_from_rows(rows: list[tuple[Any, ...]]) -> Records:
+    """`Records` from rows in `COLUMNS` order (as the database returns them)."""
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
+    arrays = {c.name: c.read(list(v)) for c, v in zip(COLUMNS, cols, strict=True) if not c.derived}
+    return Records(**arrays, adversarial=np.zeros((len(rows), 0), np.float32))
+
+
+@dataclass(frozen=True)
+class IterationStats:
+    """Iterations-to-flip over the flipped rows (all None when nothing flipped)."""
+
+    mean: float | None
+    median: float | None
+    p90: float | None
+    max: int | None
+
+
+@dataclass(frozen=True)
+class Targeted:
+    """What only targeted cells report."""
+
+    success_rate: float
+    mean_target_confidence: float | None
+    per_target: dict[str, float]  # success rate by target class ("0".."9")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The threat model a budgeted cell's robust accuracy is reported at."""
+
+    norm: str  # "linf" | "l2"
+    eps: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A finished cell's metrics (advbench.output.metrics), as results.json shows them."""
+
+    n: int
+    rows: int
+    clean_accuracy: float
+    adversarial_accuracy: float
+    attacked: int
+    flipped: int
+    flip_rate: float
+    iterations_to_flip: IterationStats
+    mean_l2: float | None
+    median_l2: float | None
+    mean_linf: float | None
+    median_linf: float | None
+    seconds: float
+    images_per_second: float | None
+    targeted: Targeted | None = None
+    budget: Budget | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the common metrics, then the targeted ones, then the budget (the
+        order results.json has always had; absent groups are absent, not null)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("targeted", "budget")}
+        if self.targeted is not None:
+            out.update(asdict(self.targeted))
+        if self.budget is not None:
+            out["budget"] = asdict(self.budget)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Summary:
+        """Parse the stored JSON object (a metric an old database lacks reads as None)."""
+        its = d.get("iterations_to_flip") or {}
+        targeted = budget = None
+        if "success_rate" in d:
+            targeted = Targeted(d["success_rate"], d.get("mean_target_confidence"), d["per_target"])
+        if "budget" in d:
+            budget = Budget(d["budget"]["norm"], d["budget"]["eps"])
+        return cls(
+            n=d["n"],
+            rows=d.get("rows", d["n"]),
+            clean_accuracy=d["clean_accuracy"],
+            adversarial_accuracy=d["adversarial_accuracy"],
+            attacked=d.get("attacked", 0),
+            flipped=d.get("flipped", 0),
+            flip_rate=d["flip_rate"],
+            iterations_to_flip=IterationStats(
+                its.get("mean"), its.get("median"), its.get("p90"), its.get("max")
+            ),
+            mean_l2=d.get("mean_l2"),
+            median_l2=d.get("median_l2"),
+            mean_linf=d.get("mean_linf"),
+            median_linf=d.get("median_linf"),
+            seconds=d.get("seconds", 0.0),
+            images_per_second=d.get("images_per_second"),
+            targeted=targeted,
+            budget=budget,
+        )
+
+
+@dataclass
+class Cell:
+    """One model × attack × parameter set of a run, as stored (done or failed)."""
+
+    model: str
+    key: str  # the cell's display key: the attack, with the parameters that differ, pgd(eps=0.1)
+    attack: str
+    params: dict[str, Any]
+    seed: int  # the attack's seed
+    data_checksum: str
+    versions: dict[str, str]
+    status: str = "done"  # "done" | "failed"
+    error: str | None = None  # why it failed
+    summary: Summary | None = None  # None while running and when failed
+    checkpoint: str | None = None
+    model_seed: int | None = None
+    max_iterations: int | None = None  # the attack's step budget; None in old databases
+    examples: np.ndarray | None = field(default=None, repr=False)  # first successes, ≤ 8
+    originals: np.ndarray | None = field(default=None, repr=False)  # their clean images
+    id: int | None = None  # the database row, once stored
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def targeted(self) -> bool:
+        return self.summary is not None and self.summary.targeted is not None
+
+    @property
+    def budget(self) -> Budget | None:
+        return None if self.summary is None else self.summary.budget
+
+    def to_json(self) -> dict[str, Any]:
+        """The cell as results.json shows it ("label" there is the cell's key)."""
+        out: dict[str, Any] = {
+            "model": self.model,
+            "attack": self.attack,
+            "label": self.key,
+            "params": self.params,
+            "status": self.status,
+            "checkpoint": self.checkpoint,
+            "seed": self.seed,
+        }
+        if self.done and self.summary is not None:
+            out.update(self.summary.to_dict())
+        else:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class StoredRun:
+    """Everything stored about one run."""
+
+    info: dict[str, Any]  # id, command, seed, n, data_checksum, versions, started, finished
+    models: list[dict[str, Any]]  # what the engine recorded about each model
+    cells: list[Cell]
+
+    @property
+    def id(self) -> str:
+        return self.info["id"]
+
+    def to_json(self) -> dict[str, Any]:
+        """results.json."""
+        return {
+            "run": self.info,
+            "models": self.models,
+            "cells": [c.to_json() for c in self.cells],
+        }

@@ -15,7 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from advbench.output.results import RECORD_COLUMNS
+from advbench.output.records import CSV_HEADER, Cell, Records, StoredRun, columns_of
 
 FORMATS = {"markdown": "github", "github": "github", "latex": "latex", "plain": "plain"}
 CELL_HEADERS = (
@@ -35,7 +35,6 @@ CELL_HEADERS = (
     "seconds",
     "img/s",
 )
-RECORD_FIELDS = ("model", "attack", "index", *RECORD_COLUMNS[1:])
 COMPARED = (
     "clean_accuracy",
     "adversarial_accuracy",
@@ -55,55 +54,49 @@ def _fmt(value: Any, digits: int = 4) -> Any:
     return value
 
 
-def cell_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
+def cell_rows(cells: Iterable[Cell]) -> list[list[Any]]:
     """One table row per cell, in CELL_HEADERS order (failed cells say why)."""
     rows = []
     for c in cells:
-        if c.get("status", "done") != "done":
-            rows.append([c["model"], c["label"], "FAILED", c.get("error", ""), *[""] * 11])
+        if not c.done or c.summary is None:
+            rows.append([c.model, c.key, "FAILED", c.error or "", *[""] * 11])
             continue
-        its = c["iterations_to_flip"]
+        s, its = c.summary, c.summary.iterations_to_flip
         rows.append(
             [
-                c["model"],
-                c.get("label", c["attack"]),
-                c["n"],
-                _fmt(c["clean_accuracy"]),
-                _fmt(c["adversarial_accuracy"]),
-                _fmt(c["flip_rate"]),
-                _fmt(its["mean"], 1),
-                _fmt(its["median"], 1),
-                _fmt(its["p90"], 1),
-                _fmt(its["max"]),
-                _fmt(c["mean_l2"], 3),
-                _fmt(c.get("median_l2"), 3),
-                _fmt(c["mean_linf"], 3),
-                _fmt(c["seconds"], 2),
-                _fmt(c["images_per_second"], 0),
+                c.model,
+                c.key,
+                s.n,
+                _fmt(s.clean_accuracy),
+                _fmt(s.adversarial_accuracy),
+                _fmt(s.flip_rate),
+                _fmt(its.mean, 1),
+                _fmt(its.median, 1),
+                _fmt(its.p90, 1),
+                _fmt(its.max),
+                _fmt(s.mean_l2, 3),
+                _fmt(s.median_l2, 3),
+                _fmt(s.mean_linf, 3),
+                _fmt(s.seconds, 2),
+                _fmt(s.images_per_second, 0),
             ]
         )
     return rows
 
 
-def robust_accuracy_rows(cells: Iterable[dict[str, Any]]) -> list[list[Any]]:
+def robust_accuracy_rows(cells: Iterable[Cell]) -> list[list[Any]]:
     """Adversarial accuracy at each budget of the budgeted, untargeted cells."""
     rows = [
-        [
-            c["model"],
-            c["attack"],
-            c["budget"]["norm"],
-            c["budget"]["eps"],
-            _fmt(c["adversarial_accuracy"]),
-        ]
+        [c.model, c.attack, c.budget.norm, c.budget.eps, _fmt(c.summary.adversarial_accuracy)]
         for c in cells
-        if "budget" in c and "success_rate" not in c and c.get("status", "done") == "done"
+        if c.done and c.summary is not None and c.budget is not None and not c.targeted
     ]
     return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3]))
 
 
-def table(results: dict[str, Any], fmt: str = "github") -> str:
+def table(run: StoredRun, fmt: str = "github") -> str:
     """The cells of a run as one text table."""
-    return tabulate(cell_rows(results["cells"]), headers=CELL_HEADERS, tablefmt=fmt)
+    return tabulate(cell_rows(run.cells), headers=CELL_HEADERS, tablefmt=fmt)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -112,17 +105,17 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def markdown(results: dict[str, Any], fmt: str, figures: list[str]) -> str:
+def markdown(run: StoredRun, fmt: str, figures: list[str]) -> str:
     """report.md: settings, models, cells, budgets, targeted results, parameters, pictures."""
-    run = results["run"]
-    tf = FORMATS[fmt]
+    info = run.info
+    tablefmt = FORMATS[fmt]
     lines = [
         "# advbench report",
         "",
-        f"- run: `{run.get('id', '')}`",
-        f"- command: `{run['command']}`",
-        f"- seed: {run['seed']}, images: {run['n']}, data checksum: {run['data_checksum']}",
-        f"- versions: {', '.join(f'{k} {v}' for k, v in run['versions'].items())}",
+        f"- run: `{info.get('id', '')}`",
+        f"- command: `{info['command']}`",
+        f"- seed: {info['seed']}, images: {info['n']}, data checksum: {info['data_checksum']}",
+        f"- versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}",
         "",
         "## Models",
         "",
@@ -135,15 +128,15 @@ def markdown(results: dict[str, Any], fmt: str, figures: list[str]) -> str:
                     m.get("seed", ""),
                     Path(m.get("checkpoint", "")).name,
                 ]
-                for m in results["models"]
+                for m in run.models
             ],
             headers=("model", "n", "clean accuracy", "training seed", "checkpoint"),
-            tablefmt=tf,
+            tablefmt=tablefmt,
         ),
         "",
         "## Model × attack",
         "",
-        table(results, tf),
+        table(run, tablefmt),
         "",
         "Flip/success: share of attacked images whose prediction left the true label (or, for",
         "targeted attacks, became the target) within the budget; images the model already",
@@ -151,17 +144,23 @@ def markdown(results: dict[str, Any], fmt: str, figures: list[str]) -> str:
         "happened (the tutorial prints this minus one). L2/L∞: over successful images.",
         "",
     ]
-    sweeps = robust_accuracy_rows(results["cells"])
+    sweeps = robust_accuracy_rows(run.cells)
     if sweeps:
         lines += [
             "## Robust accuracy by budget",
             "",
             tabulate(
-                sweeps, headers=("model", "attack", "norm", "eps", "robust accuracy"), tablefmt=tf
+                sweeps,
+                headers=("model", "attack", "norm", "eps", "robust accuracy"),
+                tablefmt=tablefmt,
             ),
             "",
         ]
-    targeted = [c for c in results["cells"] if "success_rate" in c]
+    targeted = [
+        (c, c.summary.targeted)
+        for c in run.cells
+        if c.summary is not None and c.summary.targeted is not None
+    ]
     if targeted:
         lines += [
             "## Targeted attacks",
@@ -169,14 +168,14 @@ def markdown(results: dict[str, Any], fmt: str, figures: list[str]) -> str:
             tabulate(
                 [
                     [
-                        c["model"],
-                        c["label"],
-                        c["attacked"],
-                        _fmt(c["success_rate"]),
-                        _fmt(c["mean_target_confidence"]),
-                        " ".join(f"{k}:{v:.2f}" for k, v in c["per_target"].items()),
+                        c.model,
+                        c.key,
+                        c.summary.attacked,
+                        _fmt(t.success_rate),
+                        _fmt(t.mean_target_confidence),
+                        " ".join(f"{k}:{v:.2f}" for k, v in t.per_target.items()),
                     ]
-                    for c in targeted
+                    for c, t in targeted
                 ],
                 headers=(
                     "model",
@@ -186,79 +185,64 @@ def markdown(results: dict[str, Any], fmt: str, figures: list[str]) -> str:
                     "mean target confidence",
                     "success by target class",
                 ),
-                tablefmt=tf,
+                tablefmt=tablefmt,
             ),
             "",
         ]
     lines += ["## Parameters", ""]
-    for c in results["cells"]:
-        params = ", ".join(f"{k}={v}" for k, v in c["params"].items())
-        lines.append(f"- {c['model']} × {c['label']}: {params}")
+    for c in run.cells:
+        params = ", ".join(f"{k}={v}" for k, v in c.params.items())
+        lines.append(f"- {c.model} × {c.key}: {params}")
     if figures:
         lines += ["", "## Pictures", ""]
         lines += [f"![{fig}]({fig})" for fig in figures]
     return "\n".join(lines) + "\n"
 
 
+def write_csv(path: Path, records: Iterable[tuple[Cell, Records]]) -> None:
+    """records.csv: one row per model × attack × image (× target), columns as `CSV_HEADER`
+    (a confidence that does not exist, on rows not attacked, is an empty field)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_HEADER)
+        for cell, r in records:
+            n = len(r.index)
+            writer.writerows(zip([cell.model] * n, [cell.key] * n, *columns_of(r), strict=True))
+    os.replace(tmp, path)
+
+
 def render(
     store: Any, run_id: str, out: Path, fmt: str = "markdown", pictures: bool = True
-) -> dict[str, Any]:
+) -> StoredRun:
     """Write results.json, records.csv, report.md and the pictures of a stored run."""
     from advbench.output import figures
 
     out.mkdir(parents=True, exist_ok=True)
-    results = store.load_run(run_id)
-    for c in results["cells"]:
-        c.pop("cell_id", None)
-    _write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-    stored = store.load_run(run_id)["cells"]
-    tmp = out / ".records.csv.tmp"
-    with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(RECORD_FIELDS)
-        for c in stored:
-            if c["status"] != "done":
-                continue
-            r = store.records(c["cell_id"])
-            for i in range(len(r["idx"])):
-                writer.writerow(
-                    [
-                        c["model"],
-                        c["label"],
-                        r["idx"][i],
-                        r["label"][i],
-                        r["target"][i],
-                        r["clean_pred"][i],
-                        r["adv_pred"][i],
-                        bool(r["attacked"][i]),
-                        bool(r["flipped"][i]),
-                        r["iterations"][i],
-                        r["l2"][i],
-                        r["linf"][i],
-                        r["confidence"][i],
-                    ]
-                )
-    os.replace(tmp, out / "records.csv")
-    names = figures.render_all(store, stored, out) if pictures else []
-    _write_atomic(out / "report.md", markdown(results, fmt, names))
-    return results
+    run = store.load_run(run_id)
+    _write_atomic(out / "results.json", json.dumps(run.to_json(), indent=2) + "\n")
+    records = {c.id: store.records(c.id) for c in run.cells if c.done}
+    write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
+    names = figures.render_all(run.cells, records, out) if pictures else []
+    _write_atomic(out / "report.md", markdown(run, fmt, names))
+    return run
 
 
-def compare(a: dict[str, Any], b: dict[str, Any], fmt: str = "markdown") -> str:
+def compare(a: StoredRun, b: StoredRun, fmt: str = "markdown") -> str:
     """Every metric of the cells two runs share, side by side with the difference."""
-    index = {(c["model"], c["label"]): c for c in b["cells"] if c.get("status") == "done"}
+    index = {(c.model, c.key): c.summary for c in b.cells if c.done}
     rows = []
-    for c in a["cells"]:
-        other = index.get((c["model"], c["label"]))
-        if other is None or c.get("status") != "done":
+    for c in a.cells:
+        other = index.get((c.model, c.key))
+        if other is None or not c.done or c.summary is None:
             continue
         for key in COMPARED:
-            x, y = c.get(key), other.get(key)
+            x, y = getattr(c.summary, key), getattr(other, key)
             diff = None if x is None or y is None else y - x
             rows.append(
                 [
-                    c["model"],
-                    c["label"],
+                    c.model,
+                    c.key,
                     key,
                     _fmt(x),
                     _fmt(y),
@@ -267,6 +251,6 @@ def compare(a: dict[str, Any], b: dict[str, Any], fmt: str = "markdown") -> str:
             )
     return tabulate(
         rows,
-        headers=("model", "attack", "metric", a["run"]["id"], b["run"]["id"], "difference"),
+        headers=("model", "attack", "metric", a.id, b.id, "difference"),
         tablefmt=FORMATS[fmt],
     )

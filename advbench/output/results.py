@@ -4,6 +4,8 @@ Every cell (model × attack × parameters) is written in one transaction togethe
 records, the checkpoint's identity, the attack parameters, the seed, the data checksum and the
 library versions. A run is identified by a hash of everything that determines its numbers, so
 the same command started again finds its run and computes only the cells that are missing.
+The per-image columns come from `advbench.output.records.COLUMNS`. The schema has a version
+(PRAGMA user_version); a database written by an older advbench is migrated when opened.
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ from typing import Any
 import numpy as np
 
 from advbench.errors import AdvbenchError
+from advbench.output.records import (
+    COLUMNS,
+    RECORDS_TABLE,
+    SQL_COLUMNS,
+    Cell,
+    Records,
+    StoredRun,
+    Summary,
+    columns_of,
+    records_from_rows,
+)
 
 DEFAULT_DB = Path("reports") / "advbench.sqlite"
 ENV_DB = "ADVBENCH_DB"
@@ -33,32 +46,32 @@ def default_db() -> Path:
     return Path(env) if env else DEFAULT_DB
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the schema before versions were recorded
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     key TEXT NOT NULL,
     created TEXT NOT NULL,
     command TEXT NOT NULL,
     seed INTEGER NOT NULL,
-    n INTEGER,
     data_checksum TEXT NOT NULL,
     versions TEXT NOT NULL,
     plan TEXT NOT NULL,
     finished TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
-CREATE TABLE IF NOT EXISTS models (
+)""",
+    "CREATE INDEX IF NOT EXISTS runs_key ON runs(key)",
+    """CREATE TABLE IF NOT EXISTS models (
     run_id TEXT NOT NULL REFERENCES runs(id),
     name TEXT NOT NULL,
     info TEXT NOT NULL,
     PRIMARY KEY (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS cells (
+)""",
+    """CREATE TABLE IF NOT EXISTS cells (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL REFERENCES runs(id),
     position INTEGER NOT NULL,
     model TEXT NOT NULL,
-    label TEXT NOT NULL,
+    key TEXT NOT NULL,
     attack TEXT NOT NULL,
     params TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
@@ -69,41 +82,29 @@ CREATE TABLE IF NOT EXISTS cells (
     seed INTEGER NOT NULL,
     data_checksum TEXT NOT NULL,
     versions TEXT NOT NULL,
+    max_iterations INTEGER,
     examples BLOB,
+    originals BLOB,
     created TEXT NOT NULL,
-    UNIQUE (run_id, model, label)
-);
-CREATE TABLE IF NOT EXISTS records (
-    cell_id INTEGER NOT NULL REFERENCES cells(id) ON DELETE CASCADE,
-    row INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    label INTEGER NOT NULL,
-    target INTEGER NOT NULL,
-    clean_pred INTEGER NOT NULL,
-    adv_pred INTEGER NOT NULL,
-    attacked INTEGER NOT NULL,
-    flipped INTEGER NOT NULL,
-    iterations INTEGER NOT NULL,
-    l2 REAL NOT NULL,
-    linf REAL NOT NULL,
-    confidence REAL,
-    PRIMARY KEY (cell_id, row)
-);
-"""
-
-RECORD_COLUMNS = (
-    "idx",
-    "label",
-    "target",
-    "clean_pred",
-    "adv_pred",
-    "attacked",
-    "flipped",
-    "iterations",
-    "l2",
-    "linf",
-    "confidence",
+    UNIQUE (run_id, model, key)
+)""",
+    RECORDS_TABLE,
 )
+
+
+def _migrate_0_to_1(db: sqlite3.Connection) -> None:
+    """cells.label is the cell's key (records.label is the true class); cells gain the step
+    budget and the examples' originals; confidence's -1 sentinel becomes NULL; the never
+    written runs.n goes (where SQLite can drop a column: 3.35 and later)."""
+    db.execute("ALTER TABLE cells RENAME COLUMN label TO key")
+    db.execute("ALTER TABLE cells ADD COLUMN max_iterations INTEGER")
+    db.execute("ALTER TABLE cells ADD COLUMN originals BLOB")
+    db.execute("UPDATE records SET confidence = NULL WHERE confidence = -1")
+    if sqlite3.sqlite_version_info >= (3, 35, 0):
+        db.execute("ALTER TABLE runs DROP COLUMN n")
+
+
+MIGRATIONS = {0: _migrate_0_to_1}  # from version k to k + 1
 
 
 def run_key(plan_description: dict[str, Any]) -> str:
@@ -132,9 +133,39 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.executescript(SCHEMA)
+            self._create_or_migrate()
         except sqlite3.DatabaseError as exc:
             raise AdvbenchError(f"results database {self.path}: {exc}") from None
+
+    def _create_or_migrate(self) -> None:
+        """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION.
+
+        Under one write lock, so two processes opening an old database migrate it once."""
+        db = self.db
+        if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # up to date: no write lock needed
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            fresh = not db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cells'"
+            ).fetchone()
+            if version > SCHEMA_VERSION:
+                raise AdvbenchError(
+                    f"results database {self.path} has schema version {version}; this advbench"
+                    f" reads up to {SCHEMA_VERSION} (upgrade advbench)"
+                )
+            if fresh:
+                for statement in SCHEMA:
+                    db.execute(statement)
+            else:
+                for v in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[v](db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -219,134 +250,134 @@ class Store:
                 (run_id, info["name"], json.dumps(info)),
             )
 
-    def done_labels(self, run_id: str) -> set[tuple[str, str]]:
-        """(model, cell label) of the cells that finished successfully."""
+    def done_keys(self, run_id: str) -> set[tuple[str, str]]:
+        """(model, cell key) of the cells that finished successfully."""
         cur = self.db.execute(
-            "SELECT model, label FROM cells WHERE run_id = ? AND status = 'done'", (run_id,)
+            "SELECT model, key FROM cells WHERE run_id = ? AND status = 'done'", (run_id,)
         )
         return set(cur.fetchall())
 
-    def save_cell(
-        self,
-        run_id: str,
-        position: int,
-        cell: dict[str, Any],
-        records: Any | None,
-        examples: np.ndarray | None,
-    ) -> None:
-        """One cell and all its records, atomically (a failed cell replaces nothing done)."""
+    def save_cell(self, run_id: str, position: int, cell: Cell, records: Records | None) -> None:
+        """One cell, its examples and all its records, atomically (a failed cell replaces
+        nothing done)."""
         with self.transaction() as db:
             db.execute(
-                "DELETE FROM cells WHERE run_id = ? AND model = ? AND label = ?",
-                (run_id, cell["model"], cell["label"]),
+                "DELETE FROM cells WHERE run_id = ? AND model = ? AND key = ?",
+                (run_id, cell.model, cell.key),
             )
             cur = db.execute(
-                "INSERT INTO cells (run_id, position, model, label, attack, params, status, error,"
-                " summary, checkpoint, model_seed, seed, data_checksum, versions, examples,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO cells (run_id, position, model, key, attack, params, status, error,"
+                " summary, checkpoint, model_seed, seed, data_checksum, versions,"
+                " max_iterations, examples, originals, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     position,
-                    cell["model"],
-                    cell["label"],
-                    cell["attack"],
-                    json.dumps(cell["params"]),
-                    cell["status"],
-                    cell.get("error"),
-                    json.dumps(cell.get("summary")),
-                    cell.get("checkpoint"),
-                    cell.get("model_seed"),
-                    cell["seed"],
-                    cell["data_checksum"],
-                    json.dumps(cell["versions"]),
-                    None if examples is None else _pack(examples),
+                    cell.model,
+                    cell.key,
+                    cell.attack,
+                    json.dumps(cell.params),
+                    cell.status,
+                    cell.error,
+                    None if cell.summary is None else json.dumps(cell.summary.to_dict()),
+                    cell.checkpoint,
+                    cell.model_seed,
+                    cell.seed,
+                    cell.data_checksum,
+                    json.dumps(cell.versions),
+                    cell.max_iterations,
+                    None if cell.examples is None else _pack(cell.examples),
+                    None if cell.originals is None else _pack(cell.originals),
                     time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 ),
             )
+            cell.id = cur.lastrowid
             if records is not None:
-                cell_id = cur.lastrowid
-                rows = zip(
-                    range(len(records.index)),
-                    records.index.tolist(),
-                    records.label.tolist(),
-                    records.target.tolist(),
-                    records.clean_pred.tolist(),
-                    records.adv_pred.tolist(),
-                    records.attacked.astype(int).tolist(),
-                    records.flipped.astype(int).tolist(),
-                    records.iterations.tolist(),
-                    records.l2.tolist(),
-                    records.linf.tolist(),
-                    np.nan_to_num(records.confidence, nan=-1.0).tolist(),
-                    strict=True,
-                )
+                marks = ", ".join("?" for _ in COLUMNS)
+                rows = zip(range(len(records.index)), *columns_of(records), strict=True)
                 db.executemany(
-                    f"INSERT INTO records (cell_id, row, {', '.join(RECORD_COLUMNS)}) VALUES "
-                    f"({cell_id}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO records (cell_id, row, {SQL_COLUMNS}) VALUES"
+                    f" ({cell.id}, ?, {marks})",
                     rows,
                 )
 
-    def load_run(self, run_id: str) -> dict[str, Any]:
-        """Everything stored about a run, in the shape of results.json."""
-        row = self.db.execute(
-            "SELECT command, seed, n, data_checksum, versions, created, finished FROM runs "
+    def load_run(self, run_id: str) -> StoredRun:
+        """Everything stored about a run: its settings, models and cells (with examples)."""
+        command, seed, checksum, versions, created, finished = self.db.execute(
+            "SELECT command, seed, data_checksum, versions, created, finished FROM runs "
             "WHERE id = ?",
             (run_id,),
         ).fetchone()
-        command, seed, _, checksum, versions, created, finished = row
         models = [
             json.loads(r[0])
             for r in self.db.execute(
                 "SELECT info FROM models WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
         ]
-        cells = []
-        for r in self.db.execute(
-            "SELECT id, model, attack, label, params, status, error, summary, checkpoint, seed "
-            "FROM cells WHERE run_id = ? ORDER BY position",
-            (run_id,),
-        ):
-            cell_id, model, attack, label, params, status, error, summary, checkpoint, cseed = r
-            entry = {
-                "model": model,
-                "attack": attack,
-                "label": label,
-                "params": json.loads(params),
-                "status": status,
-                "cell_id": cell_id,
-                "checkpoint": checkpoint,
-                "seed": cseed,
-            }
-            if status == "done":
-                entry.update(json.loads(summary))
-            else:
-                entry["error"] = error
-            cells.append(entry)
-        n = models[0]["n"] if models else None
-        return {
-            "run": {
-                "id": run_id,
-                "command": command,
-                "seed": seed,
-                "n": n,
-                "data_checksum": checksum,
-                "versions": json.loads(versions),
-                "started": created,
-                "finished": finished,
-            },
-            "models": models,
-            "cells": cells,
+        cells = [
+            Cell(
+                model=model,
+                key=key,
+                attack=attack,
+                params=json.loads(params),
+                seed=cseed,
+                data_checksum=cchecksum,
+                versions=json.loads(cversions),
+                status=status,
+                error=error,
+                summary=None if summary is None else _summary(summary),
+                checkpoint=checkpoint,
+                model_seed=model_seed,
+                max_iterations=max_iterations,
+                examples=unpack(examples),
+                originals=unpack(originals),
+                id=cell_id,
+            )
+            for (
+                cell_id,
+                model,
+                key,
+                attack,
+                params,
+                status,
+                error,
+                summary,
+                checkpoint,
+                model_seed,
+                cseed,
+                cchecksum,
+                cversions,
+                max_iterations,
+                examples,
+                originals,
+            ) in self.db.execute(
+                "SELECT id, model, key, attack, params, status, error, summary, checkpoint,"
+                " model_seed, seed, data_checksum, versions, max_iterations, examples, originals"
+                " FROM cells WHERE run_id = ? ORDER BY position",
+                (run_id,),
+            )
+        ]
+        info = {
+            "id": run_id,
+            "command": command,
+            "seed": seed,
+            "n": models[0]["n"] if models else None,
+            "data_checksum": checksum,
+            "versions": json.loads(versions),
+            "started": created,
+            "finished": finished,
         }
+        return StoredRun(info, models, cells)
 
-    def records(self, cell_id: int) -> dict[str, np.ndarray]:
-        """A cell's per-row records as arrays."""
+    def records(self, cell_id: int) -> Records:
+        """A cell's per-row records (without the adversarial images, which are not stored)."""
         rows = self.db.execute(
-            f"SELECT {', '.join(RECORD_COLUMNS)} FROM records WHERE cell_id = ? ORDER BY row",
-            (cell_id,),
+            f"SELECT {SQL_COLUMNS} FROM records WHERE cell_id = ? ORDER BY row", (cell_id,)
         ).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in RECORD_COLUMNS]
-        return {name: np.array(col) for name, col in zip(RECORD_COLUMNS, cols, strict=True)}
+        return records_from_rows(rows)
 
-    def examples(self, cell_id: int) -> np.ndarray | None:
-        row = self.db.execute("SELECT examples FROM cells WHERE id = ?", (cell_id,)).fetchone()
-        return unpack(row[0]) if row else None
+
+def _summary(text: str) -> Summary | None:
+    """A stored summary (failed cells of old databases stored JSON null)."""
+    parsed = json.loads(text)
+    return None if parsed is None else Summary.from_dict(parsed)

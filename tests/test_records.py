@@ -1,0 +1,229 @@
+"""The output's typed records and cells: one column mapping from SQL to `Records` to CSV, old
+databases migrate and render, and the iteration pictures span an attack's whole step budget."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from matplotlib.axes import Axes
+
+from advbench.engine.run import CellSpec, step_budget
+from advbench.output import figures, metrics, report
+from advbench.output.records import COLUMNS, CSV_HEADER, Budget, Cell, Records, Summary
+from advbench.output.results import SCHEMA_VERSION, Store
+
+# The schema as advbench wrote it before the schema had versions (user_version 0).
+OLD_SCHEMA = """
+CREATE TABLE runs (id TEXT PRIMARY KEY, key TEXT NOT NULL, created TEXT NOT NULL,
+    command TEXT NOT NULL, seed INTEGER NOT NULL, n INTEGER, data_checksum TEXT NOT NULL,
+    versions TEXT NOT NULL, plan TEXT NOT NULL, finished TEXT);
+CREATE INDEX runs_key ON runs(key);
+CREATE TABLE models (run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL,
+    info TEXT NOT NULL, PRIMARY KEY (run_id, name));
+CREATE TABLE cells (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id),
+    position INTEGER NOT NULL, model TEXT NOT NULL, label TEXT NOT NULL, attack TEXT NOT NULL,
+    params TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('done', 'failed')), error TEXT,
+    summary TEXT, checkpoint TEXT, model_seed INTEGER, seed INTEGER NOT NULL,
+    data_checksum TEXT NOT NULL, versions TEXT NOT NULL, examples BLOB, created TEXT NOT NULL,
+    UNIQUE (run_id, model, label));
+CREATE TABLE records (cell_id INTEGER NOT NULL REFERENCES cells(id) ON DELETE CASCADE,
+    row INTEGER NOT NULL, idx INTEGER NOT NULL, label INTEGER NOT NULL, target INTEGER NOT NULL,
+    clean_pred INTEGER NOT NULL, adv_pred INTEGER NOT NULL, attacked INTEGER NOT NULL,
+    flipped INTEGER NOT NULL, iterations INTEGER NOT NULL, l2 REAL NOT NULL, linf REAL NOT NULL,
+    confidence REAL, PRIMARY KEY (cell_id, row));
+"""
+SUMMARY = {
+    "n": 3,
+    "rows": 3,
+    "clean_accuracy": 0.666667,
+    "adversarial_accuracy": 0.333333,
+    "attacked": 2,
+    "flipped": 1,
+    "flip_rate": 0.5,
+    "iterations_to_flip": {"mean": 7.0, "median": 7.0, "p90": 7.0, "max": 7},
+    "mean_l2": 1.5,
+    "median_l2": 1.5,
+    "mean_linf": 0.1,
+    "median_linf": 0.1,
+    "seconds": 0.25,
+    "images_per_second": 12.0,
+    "budget": {"norm": "linf", "eps": 0.1},
+}
+
+
+def _records() -> Records:
+    rng = np.random.default_rng(0)
+    return Records(
+        index=np.array([0, 1, 2], np.int64),
+        label=np.array([7, 2, 1], np.int64),
+        target=np.full(3, -1, np.int64),
+        clean_pred=np.array([7, 2, 4], np.int64),
+        adv_pred=np.array([3, 2, 4], np.int64),
+        attacked=np.array([True, True, False]),
+        iterations=np.array([7, 0, 0], np.int32),
+        l2=np.array([1.5, 0.75, 0.0]),
+        linf=np.array([0.1, 0.1, 0.0]),
+        confidence=np.array([0.875, 0.5, np.nan]),  # NaN: the row was not attacked
+        adversarial=rng.random((3, 784), dtype=np.float32),
+    )
+
+
+def _cell(**kw) -> Cell:
+    fields = {
+        "model": "mlp",
+        "key": "pgd(eps=0.1)",
+        "attack": "pgd",
+        "params": {"eps": 0.1, "iterations": 40},
+        "seed": 0,
+        "data_checksum": "abc",
+        "versions": {"advbench": "test"},
+    }
+    return Cell(**{**fields, **kw})
+
+
+def test_one_column_mapping_round_trips_sql_records_csv(tmp_path):
+    rec = _records()
+    store = Store(tmp_path / "r.sqlite")
+    run_id = store.create_run("k" * 16, "advbench run", 0, "abc", {}, {})
+    cell = _cell(max_iterations=40)
+    store.save_cell(run_id, 0, cell, rec)
+    back = store.records(cell.id)
+    for column in COLUMNS:
+        np.testing.assert_array_equal(getattr(back, column.name), getattr(rec, column.name))
+        assert getattr(back, column.name).dtype == np.dtype(column.dtype), column.name
+    assert np.isnan(back.confidence[2])
+    # NULL in SQL, not a sentinel
+    sql = store.db.execute("SELECT confidence FROM records ORDER BY row").fetchall()
+    assert sql == [(0.875,), (0.5,), (None,)]
+    store.close()
+
+    report.write_csv(tmp_path / "records.csv", [(cell, back)])
+    with (tmp_path / "records.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == CSV_HEADER
+    first = "mlp,pgd(eps=0.1),0,7,-1,7,3,True,True,7,1.5,0.1,0.875"
+    assert rows[1] == first.split(",")
+    assert rows[3][-1] == "" and rows[3][CSV_HEADER.index("flipped")] == "False"
+
+
+def test_an_old_schema_database_opens_resumes_and_renders(tmp_path):
+    path = tmp_path / "old.sqlite"
+    rec = _records()
+    with sqlite3.connect(path) as con:
+        con.executescript(OLD_SCHEMA)
+        con.execute(
+            "INSERT INTO runs (id, key, created, command, seed, data_checksum, versions, plan)"
+            " VALUES ('run-1', 'key', '2026-01-01', 'advbench run', 0, 'abc', '{}', '{}')"
+        )
+        model = {"name": "mlp", "clean_accuracy": 0.666667, "n": 3, "seed": 10}
+        con.execute("INSERT INTO models VALUES ('run-1', 'mlp', ?)", (json.dumps(model),))
+        con.execute(
+            "INSERT INTO cells (id, run_id, position, model, label, attack, params, status,"
+            " summary, seed, data_checksum, versions, examples, created) VALUES (1, 'run-1', 0,"
+            " 'mlp', 'pgd(eps=0.1)', 'pgd', ?, 'done', ?, 0, 'abc', '{}', ?, 'now')",
+            (
+                json.dumps({"eps": 0.1, "iterations": 40}),
+                json.dumps(SUMMARY),
+                _npy(rec.adversarial[:1]),
+            ),
+        )
+        con.execute(
+            "INSERT INTO cells (id, run_id, position, model, label, attack, params, status,"
+            " error, summary, seed, data_checksum, versions, created) VALUES (2, 'run-1', 1,"
+            " 'mlp', 'cw-l2', 'cw-l2', '{}', 'failed', 'RuntimeError: no', 'null', 0, 'abc',"
+            " '{}', 'now')"
+        )
+        for i in range(3):
+            con.execute(
+                "INSERT INTO records VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    i,
+                    int(rec.index[i]),
+                    int(rec.label[i]),
+                    -1,
+                    int(rec.clean_pred[i]),
+                    int(rec.adv_pred[i]),
+                    int(rec.attacked[i]),
+                    int(rec.flipped[i]),
+                    int(rec.iterations[i]),
+                    float(rec.l2[i]),
+                    float(rec.linf[i]),
+                    -1.0 if np.isnan(rec.confidence[i]) else float(rec.confidence[i]),
+                ),
+            )
+    store = Store(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.done_keys("run-1") == {("mlp", "pgd(eps=0.1)")}
+    assert np.isnan(store.records(1).confidence[2])
+    run = store.load_run("run-1")
+    assert run.cells[0].max_iterations is None and run.cells[0].originals is None
+    assert run.cells[0].budget == Budget("linf", 0.1) and not run.cells[1].done
+
+    out = tmp_path / "out"
+    rendered = report.render(store, "run-1", out)
+    results = json.loads((out / "results.json").read_text())
+    assert [c["label"] for c in results["cells"]] == ["pgd(eps=0.1)", "cw-l2"]
+    assert {k: v for k, v in results["cells"][0].items() if k in SUMMARY} == SUMMARY
+    assert results["cells"][1]["error"] == "RuntimeError: no"
+    assert "run" in results and results["run"]["n"] == 3
+    assert (out / "mlp-01-pgd.png").stat().st_size > 1000  # drawn without originals
+    assert "| mlp     | cw-l2 " in report.table(rendered)
+    with (out / "records.csv").open() as fh:
+        assert [r["confidence"] for r in csv.DictReader(fh)] == ["0.875", "0.5", ""]
+
+    # resuming: the failed cell is stored again, in the migrated table
+    cw = _cell(key="cw-l2", attack="cw-l2", params={}, max_iterations=500)
+    store.save_cell("run-1", 1, cw, rec)
+    assert store.done_keys("run-1") == {("mlp", "pgd(eps=0.1)"), ("mlp", "cw-l2")}
+    assert store.load_run("run-1").cells[1].max_iterations == 500
+    store.close()
+    assert Store(path).db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _npy(images: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, images, allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_cw_iteration_pictures_span_all_its_steps(registry, tmp_path, monkeypatch):
+    """C&W's iterations-to-flip count over every round of its search: 5 × 100 by default."""
+    cw = registry.attacks.get("cw-l2")
+    params = cw.config()
+    assert params["iterations"] == 100
+    assert step_budget(CellSpec(cw, params, {})) == 500
+
+    rec = _records()
+    cell = _cell(key="cw-l2", attack="cw-l2", params=params, max_iterations=500, id=1)
+    cell.summary = metrics.summarize(rec, 1.0)
+    assert figures.step_budget(cell) == 500
+    drawn: list[float] = []
+    real_plot = Axes.plot
+
+    def plot(self, x, *args, **kw):
+        drawn.append(float(np.max(x)))
+        return real_plot(self, x, *args, **kw)
+
+    monkeypatch.setattr(Axes, "plot", plot)
+    assert figures.render_all([cell], {1: rec}, tmp_path) == [
+        "iterations-cdf.png",
+        "accuracy-vs-iterations.png",
+    ]
+    assert drawn == [500.0, 500.0]
+
+
+@pytest.mark.parametrize(
+    ("stored", "seen", "expected"), [(None, 50, 100), (None, 437, 437), (40, 37, 40)]
+)
+def test_the_step_budget_without_a_stored_one(stored, seen, expected):
+    """Cells of old databases: the `iterations` parameter, widened to the largest
+    iterations-to-flip seen; a stored budget is the budget."""
+    cell = _cell(params={"iterations": 100}, max_iterations=stored)
+    its = {"mean": 1.0, "median": 1.0, "p90": 1.0, "max": seen}
+    cell.summary = Summary.from_dict({**SUMMARY, "iterations_to_flip": its})
+    assert figures.step_budget(cell) == expected
