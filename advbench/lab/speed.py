@@ -125,11 +125,11 @@ def bench_attack_vs_floor(
     (`_floor_flops`) over the GEMM `rate`."""
     from advbench.engine import runner
 
-    idx = np.arange(len(images), dtype=np.int64)
-    clean = runner.predict(loaded, images)
-    graph = runner.build_attack_graph(loaded, attack, params, 0)
+    spec = runner.AttackSpec(attack, params, 0)
+    sample = runner.Sample.of(loaded, images, labels)
+    graph = runner.build_attack_graph(loaded, spec)
     # warm-up on the same images: graph optimisation and first-touch allocation are one-off
-    attack_run = _attack_run(loaded, attack, params, images, labels, idx, clean, graph)
+    attack_run = _attack_run(loaded, spec, sample, graph)
     attack_run()
     rec, seconds = attack_run()
     work = _work(rec, attack.iterations(params))
@@ -154,7 +154,7 @@ def _median_of(repeats: int, fn: Callable[[], tuple[Any, float]]) -> tuple[Any, 
     return runs[0][0], float(np.median([seconds for _, seconds in runs]))
 
 
-def _attack_run(loaded: Any, attack: Any, params: dict, images, labels, idx, clean, graph):
+def _attack_run(loaded: Any, spec: Any, sample: Any, graph: Any) -> Callable[[], Any]:
     """A call running advbench's attack on `images`, returning (records, seconds).
 
     The seconds are the attack's own (feeding, the graph, fetching: what every report prints),
@@ -162,9 +162,7 @@ def _attack_run(loaded: Any, attack: Any, params: dict, images, labels, idx, cle
     """
     from advbench.engine import runner
 
-    return lambda: runner.run_attack(
-        loaded, attack, params, 0, images, labels, idx, clean, graph=graph
-    )
+    return lambda: runner.run_attack(loaded, spec, sample, graph=graph)
 
 
 def bench_ifgsm(
@@ -193,16 +191,17 @@ def bench_ifgsm(
 
     t = tf()
     n = len(images)
-    idx = np.arange(n, dtype=np.int64)
-    clean = runner.predict(loaded, images)
+    spec = runner.AttackSpec(attack, params, 0)
+    sample = runner.Sample.of(loaded, images, labels)
+    clean = sample.clean_pred
     rows: list[Row] = []
     budget = attack.iterations(params)
 
     # advbench, whole set: one warm-up run, then `repeats` runs, each followed by a measure of
     # the GEMM rate, so that the floor is measured side by side with the attack (this machine's
     # speed drifts); the figures are the medians, and every pair's own ratio is kept.
-    graph = runner.build_attack_graph(loaded, attack, params, 0)
-    whole_set = _attack_run(loaded, attack, params, images, labels, idx, clean, graph)
+    graph = runner.build_attack_graph(loaded, spec)
+    whole_set = _attack_run(loaded, spec, sample, graph)
     whole_set()
     runs, rates = [], []
     for _ in range(repeats):
@@ -224,14 +223,10 @@ def bench_ifgsm(
 
     # the tutorial's loop on a sample
     k = min(sample, n)
-    reference.per_image_iterations(loaded, attack, params, 0, images[:1], labels[:1], idx[:1])
+    reference.per_image_iterations(loaded, spec, sample.first(1))
     (ref_its, _), seconds = _median_of(
         repeats,
-        lambda: _time(
-            lambda: reference.per_image_iterations(
-                loaded, attack, params, 0, images[:k], labels[:k], idx[:k]
-            )
-        ),
+        lambda: _time(lambda: reference.per_image_iterations(loaded, spec, sample.first(k))),
     )
     attacked = clean[:k] == labels[:k]
     ref_work = np.where(ref_its > 0, ref_its, budget)[attacked].sum()
@@ -296,9 +291,7 @@ def bench_ifgsm(
         if a < n:
             _, same = _median_of(
                 repeats,
-                _attack_run(
-                    loaded, attack, params, images[:a], labels[:a], idx[:a], clean[:a], graph
-                ),
+                _attack_run(loaded, spec, sample.first(a), graph),
             )
         facts["art_same_task"] = {"images": a, "art_seconds": art.seconds, "advbench_seconds": same}
     return rows, facts
