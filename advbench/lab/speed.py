@@ -192,8 +192,8 @@ def bench_ifgsm(
     t = tf()
     n = len(images)
     spec = runner.AttackSpec(attack, params, 0)
-    sample = runner.Sample.of(loaded, images, labels)
-    clean = sample.clean_pred
+    whole = runner.Sample.of(loaded, images, labels)
+    clean = whole.clean_pred
     rows: list[Row] = []
     budget = attack.iterations(params)
 
@@ -201,7 +201,7 @@ def bench_ifgsm(
     # the GEMM rate, so that the floor is measured side by side with the attack (this machine's
     # speed drifts); the figures are the medians, and every pair's own ratio is kept.
     graph = runner.build_attack_graph(loaded, spec)
-    whole_set = _attack_run(loaded, spec, sample, graph)
+    whole_set = _attack_run(loaded, spec, whole, graph)
     whole_set()
     runs, rates = [], []
     for _ in range(repeats):
@@ -223,10 +223,10 @@ def bench_ifgsm(
 
     # the tutorial's loop on a sample
     k = min(sample, n)
-    reference.per_image_iterations(loaded, spec, sample.first(1))
+    reference.per_image_iterations(loaded, spec, whole.first(1))
     (ref_its, _), seconds = _median_of(
         repeats,
-        lambda: _time(lambda: reference.per_image_iterations(loaded, spec, sample.first(k))),
+        lambda: _time(lambda: reference.per_image_iterations(loaded, spec, whole.first(k))),
     )
     attacked = clean[:k] == labels[:k]
     ref_work = np.where(ref_its > 0, ref_its, budget)[attacked].sum()
@@ -291,7 +291,7 @@ def bench_ifgsm(
         if a < n:
             _, same = _median_of(
                 repeats,
-                _attack_run(loaded, spec, sample.first(a), graph),
+                _attack_run(loaded, spec, whole.first(a), graph),
             )
         facts["art_same_task"] = {"images": a, "art_seconds": art.seconds, "advbench_seconds": same}
     return rows, facts
