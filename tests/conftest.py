@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated checkpoint cache and the shipped `mlp` restored once."""
+"""Shared fixtures: an isolated checkpoint cache and the shipped models, each restored once."""
 
 from __future__ import annotations
 
@@ -33,15 +33,29 @@ def test_set():
 
 
 @pytest.fixture(scope="session")
-def mlp_loaded(registry):
+def shipped(registry):
+    """`shipped(name)`: that model restored from the checkpoint advbench ships (never trains),
+    opened once per session."""
+    opened: dict[str, zoo.Loaded] = {}
+
+    def get(name: str) -> zoo.Loaded:
+        if name not in opened:
+            model = registry.models.get(name)
+            config = model.config()
+            folder = zoo.find(model, config, model.default_seed)
+            assert folder is not None and zoo.SHIPPED in folder.parents, f"{name}: not shipped"
+            opened[name] = zoo.restore(model, config, folder)
+        return opened[name]
+
+    yield get
+    for loaded in opened.values():
+        loaded.close()
+
+
+@pytest.fixture(scope="session")
+def mlp_loaded(shipped):
     """The default `mlp` from its shipped checkpoint (never trains)."""
-    model = registry.models.get("mlp")
-    config = model.config()
-    folder = zoo.find(model, config, model.default_seed)
-    assert folder is not None and zoo.SHIPPED in folder.parents, "shipped mlp checkpoint missing"
-    loaded = zoo.restore(model, config, folder)
-    yield loaded
-    loaded.close()
+    return shipped("mlp")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""The tutorial's attacks under the batched driver: range, budget, reference loop, seeds."""
+"""The tutorial's attacks under the batched driver: reference loop, batching, seeds.
+
+Their contract (range, budget, real successes) is in test_contract.py."""
 
 from __future__ import annotations
 
@@ -8,44 +10,13 @@ import pytest
 from advbench.engine import runner
 from advbench.lab import reference
 
-# (attack, parameter overrides) kept small enough for the default test run.
-CASES = [
-    ("ifgsm", {}),
-    ("ifgsm", {"step": "0.01", "iterations": "20"}),
-    ("noise", {"iterations": "40", "step": "0.05"}),
-    ("noise", {}),
-]
-
 
 def _run(registry, loaded, name, overrides, sample, n, seed=0, batch=runner.DEFAULT_BATCH):
     attack = registry.attacks.get(name)
-    params = attack.config(overrides)
-    images, labels, indices = (a[:n] for a in sample)
-    clean = runner.predict(loaded, images)
-    records, _ = runner.run_attack(
-        loaded, attack, params, seed, images, labels, indices, clean, batch_size=batch
-    )
-    return attack, params, records
-
-
-@pytest.mark.parametrize(("name", "overrides"), CASES)
-def test_outputs_stay_in_range_and_budget(registry, mlp_loaded, sample, name, overrides):
-    attack, params, records = _run(registry, mlp_loaded, name, overrides, sample, 200)
-    adv = records.adversarial
-    assert adv.min() >= params["clip_min"] and adv.max() <= params["clip_max"]
-    budget = attack.threat_model(params).bound("linf")
-    assert np.all(records.linf <= budget + 1e-6)
-    # flipped images were stopped at their flip, so none exceeds its own steps × step
-    its = records.iterations[records.flipped]
-    assert np.all(records.linf[records.flipped] <= its * params["step"] + 1e-6)
-    # images already misclassified are never attacked nor counted as flipped
-    wrong = ~records.attacked
-    assert not records.flipped[wrong].any()
-    np.testing.assert_array_equal(adv[wrong], sample[0][:200][wrong])
-    # a flipped image's recorded prediction really is wrong on its adversarial image
-    again = runner.predict(mlp_loaded, adv[records.flipped])
-    np.testing.assert_array_equal(again, records.adv_pred[records.flipped])
-    assert np.all(records.adv_pred[records.flipped] != records.label[records.flipped])
+    spec = runner.AttackSpec(attack, attack.config(overrides), seed)
+    data = runner.Sample.of(loaded, *(a[:n] for a in sample))
+    records, _ = runner.run_attack(loaded, spec, data, batch_size=batch)
+    return spec, data, records
 
 
 def test_ifgsm_is_far_stronger_than_noise(registry, mlp_loaded, sample):
@@ -61,11 +32,8 @@ def test_batched_driver_equals_the_tutorial_loop_bit_for_bit(registry, mlp_loade
     """The driver's bookkeeping (compaction, early stop, scatter) is exact: fed one image per
     batch it does the per-image loop's arithmetic on the same shapes, so iterations-to-flip
     and final images equal the reference loop's bit for bit on every CPU kind."""
-    attack, params, records = _run(registry, mlp_loaded, name, {}, sample, n, batch=1)
-    images, labels, indices = (a[:n] for a in sample)
-    ref_its, ref_final = reference.per_image_iterations(
-        mlp_loaded, attack, params, 0, images, labels, indices
-    )
+    spec, data, records = _run(registry, mlp_loaded, name, {}, sample, n, batch=1)
+    ref_its, ref_final = reference.per_image_iterations(mlp_loaded, spec, data)
     np.testing.assert_array_equal(records.iterations, ref_its)
     np.testing.assert_array_equal(records.adversarial, ref_final)
 
@@ -81,11 +49,8 @@ def test_whole_batch_driver_follows_the_tutorial_loop_but_for_rounding(
     end on an adversarial (or the same unflipped) prediction.
     """
     n = 200
-    attack, params, records = _run(registry, mlp_loaded, "ifgsm", {}, sample, n)
-    images, labels, indices = (a[:n] for a in sample)
-    ref_its, ref_final = reference.per_image_iterations(
-        mlp_loaded, attack, params, 0, images, labels, indices
-    )
+    spec, data, records = _run(registry, mlp_loaded, "ifgsm", {}, sample, n)
+    ref_its, ref_final = reference.per_image_iterations(mlp_loaded, spec, data)
     attacked = records.attacked.sum()
     diverged = (np.abs(records.adversarial - ref_final) > 1e-6).any(axis=1)
     assert diverged.sum() <= 0.05 * attacked
@@ -147,14 +112,11 @@ def test_driver_when_every_row_succeeds_on_a_conv_net(registry, test_set):
     loaded = zoo.restore(model, model.config(), zoo.find(model, model.config(), 0))
     try:
         n = 12
-        images, labels = test_set.images[:n], test_set.labels_int[:n]
-        indices = np.arange(n, dtype=np.int64)
-        clean = runner.predict(loaded, images)
-        records, _ = runner.run_attack(loaded, attack, params, 0, images, labels, indices, clean)
+        data = runner.Sample.of(loaded, test_set.images[:n], test_set.labels_int[:n])
+        spec = runner.AttackSpec(attack, params, 0)
+        records, _ = runner.run_attack(loaded, spec, data)
         assert records.flipped[records.attacked].all()
-        ref_its, _ = reference.per_image_iterations(
-            loaded, attack, params, 0, images, labels, indices
-        )
+        ref_its, _ = reference.per_image_iterations(loaded, spec, data)
         np.testing.assert_array_equal(records.iterations, ref_its)
     finally:
         loaded.close()

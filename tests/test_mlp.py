@@ -1,4 +1,7 @@
-"""The tutorial's MLP: manual gradients, training determinism, checkpoints, accuracy."""
+"""The tutorial's MLP: training determinism, checkpoints, accuracy.
+
+Its hand-written input gradient is checked by the contract (test_contract.py: against
+`tf.gradients` and finite differences)."""
 
 from __future__ import annotations
 
@@ -14,58 +17,15 @@ from advbench.engine import zoo
 from advbench.engine.graph import onednn_enabled
 
 
-def test_manual_input_gradient_equals_tf_gradients(mlp_loaded, sample):
-    t = tf()
-    images, labels, _ = sample
-    net = mlp_loaded.network
-    with mlp_loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, 784])
-        y = t.compat.v1.placeholder(t.float32, [None, 10])
-        _, manual = net.loss_gradient(x, y)
-        (auto,) = t.gradients(t.reduce_sum(net.loss(x, y)), [x])
-    onehot = np.eye(10, dtype=np.float32)[labels[:100]]
-    m, a = mlp_loaded.session.run([manual, auto], {x: images[:100], y: onehot})
-    rel = np.linalg.norm(m - a) / np.linalg.norm(a)
-    assert rel < 1e-4
-    assert np.linalg.norm(a) > 0
-
-
-@pytest.mark.cpu_path
-def test_manual_gradient_matches_finite_differences(mlp_loaded, sample):
-    t = tf()
-    images, labels, _ = sample
-    net = mlp_loaded.network
-    with mlp_loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float64, [1, 784])
-        y = t.compat.v1.placeholder(t.float32, [1, 10])
-        x32 = t.cast(x, t.float32)
-        loss, grad = net.loss_gradient(x32, y)
-    image = images[7:8].astype(np.float64)
-    onehot = np.eye(10, dtype=np.float32)[labels[7:8]]
-    g = mlp_loaded.session.run(grad, {x: image, y: onehot})[0]
-    pixels = np.argsort(-np.abs(g))[:5]
-    h = 1e-2
-    for p in pixels:
-        up, down = image.copy(), image.copy()
-        up[0, p] += h
-        down[0, p] -= h
-        fd = (
-            mlp_loaded.session.run(loss, {x: up, y: onehot})[0]
-            - mlp_loaded.session.run(loss, {x: down, y: onehot})[0]
-        ) / (2 * h)
-        assert fd == pytest.approx(g[p], rel=0.05, abs=1e-5)
-
-
 def test_shipped_checkpoint_reaches_the_tutorial_accuracy(mlp_loaded, test_set):
     from advbench.engine import runner
 
     record = mlp_loaded.record
     pred = runner.predict(mlp_loaded, test_set.images)
     correct = pred == test_set.labels_int
-    # restoring reproduces exactly what was measured right after training
-    assert float(correct.mean()) == record["test_accuracy"]
+    # restoring reproduces the tutorial's measure (first 1,000 images) taken after training;
+    # the whole set's accuracy and the floor are test_contract.py's
     assert float(correct[:1000].mean()) == record["test_accuracy_first_1000"]
-    assert record["test_accuracy_first_1000"] >= 0.85
     assert record["config"] == {"hidden": 128, "eta": 0.5, "batch_size": 10, "steps": 20000}
 
 

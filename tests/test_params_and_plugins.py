@@ -42,13 +42,9 @@ def test_attack_rejects_inverted_clip_range(registry):
         registry.attacks.get("ifgsm").config({"clip_min": "0.9", "clip_max": "0.1"})
 
 
-def _builtin(table):
-    return [e.name for e in table.entries.values() if e.plugin in plugins.BUILTIN_NAMES]
-
-
 def test_builtins_register_through_the_hooks(registry):
-    assert _builtin(registry.models) == ["mlp", "softmax", "cnn", "keras-mlp", "cnn-pgd"]
-    assert _builtin(registry.attacks) == [
+    assert registry.builtin_names("models") == ["mlp", "softmax", "cnn", "keras-mlp", "cnn-pgd"]
+    assert registry.builtin_names("attacks") == [
         "noise",
         "ifgsm",
         "fgsm",

@@ -192,7 +192,8 @@ def execute(
         on_train = None if bars is None else training_task(bars, model.name)
         loaded = zoo.load(model, config, model_seed, p.data_dir, on_train=on_train)
         try:
-            clean = runner.predict(loaded, images)
+            sample = runner.Sample.of(loaded, images, labels, indices)
+            clean = sample.clean_pred
             store.save_model(
                 run_id,
                 {
@@ -228,14 +229,9 @@ def execute(
                     cell.max_iterations = step_budget(spec)
                     records, seconds = runner.run_attack(
                         loaded,
-                        spec.attack,
-                        spec.params,
-                        cell.seed,
-                        images,
-                        labels,
-                        indices,
-                        clean,
-                        p.batch_size or model.hints.attack_batch_size,
+                        runner.AttackSpec(spec.attack, spec.params, cell.seed),
+                        sample,
+                        batch_size=p.batch_size or model.hints.attack_batch_size,
                         on_progress=progress,
                     )
                     check_records(spec, records)

@@ -39,6 +39,47 @@ def predict(loaded: Loaded, images: np.ndarray, batch: int = 2000) -> np.ndarray
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """The images an attack runs on, travelling together: pixels, true labels, test-set
+    indices (they key counter-based noise, so an image's noise never depends on its batch) and
+    the model's clean predictions (which decide the rows attacked)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    indices: np.ndarray
+    clean_pred: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        loaded: Loaded,
+        images: np.ndarray,
+        labels: np.ndarray,
+        indices: np.ndarray | None = None,
+    ) -> Sample:
+        """The sample with `loaded`'s clean predictions; indices default to 0..n-1."""
+        if indices is None:
+            indices = np.arange(len(images), dtype=np.int64)
+        return cls(images, labels, indices, predict(loaded, images))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def first(self, n: int) -> Sample:
+        """The first `n` images (all of them when there are fewer)."""
+        return Sample(self.images[:n], self.labels[:n], self.indices[:n], self.clean_pred[:n])
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """What one cell runs: an attack, one full parameter set, and the cell's attack seed."""
+
+    attack: Attack
+    params: Mapping[str, Any]
+    seed: int
+
+
 @dataclass
 class AttackGraph:
     """Placeholders and fetches of one attack, built once per (attack, parameters)."""
@@ -50,10 +91,9 @@ class AttackGraph:
     confidence: Any
 
 
-def build_attack_graph(
-    loaded: Loaded, attack: Attack, params: Mapping[str, Any], seed: int
-) -> AttackGraph:
+def build_attack_graph(loaded: Loaded, spec: AttackSpec) -> AttackGraph:
     """The whole attack as graph ops: feed a batch of rows, fetch their final state."""
+    attack, params, seed = spec.attack, spec.params, spec.seed
     t = tf()
     ph = t.compat.v1.placeholder
     with loaded.graph.as_default(), t.name_scope(f"attack_{attack.name}"):
@@ -107,24 +147,22 @@ def plan_rows(
 
 def run_attack(
     loaded: Loaded,
-    attack: Attack,
-    params: Mapping[str, Any],
-    seed: int,
-    images: np.ndarray,
-    labels: np.ndarray,
-    indices: np.ndarray,
-    clean_pred: np.ndarray,
+    spec: AttackSpec,
+    sample: Sample,
+    *,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int, int], None] | None = None,
     graph: AttackGraph | None = None,
 ) -> tuple[Records, float]:
     """Attack every planned row; return per-row records and the wall seconds of the attack.
 
-    `graph` reuses an attack graph built by `build_attack_graph` with the same attack, params
-    and seed (timing loops and repeated runs should not grow the TensorFlow graph).
+    `graph` reuses an attack graph built by `build_attack_graph` with the same spec (timing
+    loops and repeated runs should not grow the TensorFlow graph).
     """
-    graph = graph or build_attack_graph(loaded, attack, params, seed)
-    pos, target, attacked = plan_rows(attack, params, labels, clean_pred)
+    graph = graph or build_attack_graph(loaded, spec)
+    images, labels, indices = sample.images, sample.labels, sample.indices
+    clean_pred = sample.clean_pred
+    pos, target, attacked = plan_rows(spec.attack, spec.params, labels, clean_pred)
     rows = len(pos)
     adversarial = images[pos].copy()
     adv_pred = clean_pred[pos].copy()

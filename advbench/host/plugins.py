@@ -22,6 +22,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pluggy
 
@@ -78,6 +79,15 @@ class Plugins:
     def errors(self) -> list[PluginInfo]:
         """Plugins that failed to import or register."""
         return [i for i in self.info.values() if i.error]
+
+    def builtin_names(self, kind: Literal["models", "attacks"]) -> list[str]:
+        """Names of the loaded models or attacks that advbench itself ships, in load order.
+
+        Tests and benchmarks iterate over these so that an installed or drop-in plugin never
+        joins (or breaks) advbench's own tables.
+        """
+        table: Table = getattr(self, kind)
+        return [e.name for e in table.entries.values() if e.plugin in BUILTIN_NAMES]
 
 
 def _names_from_env(var: str) -> set[str] | None:

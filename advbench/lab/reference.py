@@ -12,28 +12,29 @@ bench` times the trainer against.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from advbench.contract.attack import Attack
 from advbench.contract.lazy_tf import tf
 from advbench.contract.steps import StepInputs
+from advbench.engine.runner import AttackSpec, Sample
 from advbench.engine.zoo import Loaded
 
 
 def per_image_iterations(
     loaded: Loaded,
-    attack: Attack,
-    params: Mapping[str, Any],
-    seed: int,
-    images: np.ndarray,
-    labels: np.ndarray,
-    indices: np.ndarray,
+    spec: AttackSpec,
+    sample: Sample,
     targets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(iterations-to-success, final images) per image; 0 = never succeeded or not attacked."""
+    """(iterations-to-success, final images) per image; 0 = never succeeded or not attacked.
+
+    Like the tutorial, the loop classifies each image itself, one at a time, to decide whether
+    to attack it: `sample.clean_pred` (batched predictions) is not used.
+    """
+    attack, params, seed = spec.attack, spec.params, spec.seed
+    images, labels, indices = sample.images, sample.labels, sample.indices
     t = tf()
     net = loaded.network
     targets = labels if targets is None else targets

@@ -21,6 +21,7 @@ tools are in `timing` (rows, timers, the floor), `art` (the optional ART row) an
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,11 @@ def bench_attack_vs_floor(
     (`timing.floor_flops`) over the GEMM `rate`."""
     from advbench.engine import runner
 
-    idx = np.arange(len(images), dtype=np.int64)
-    clean = runner.predict(loaded, images)
-    graph = runner.build_attack_graph(loaded, attack, params, 0)
+    spec = runner.AttackSpec(attack, params, 0)
+    sample = runner.Sample.of(loaded, images, labels)
+    graph = runner.build_attack_graph(loaded, spec)
     # warm-up on the same images: graph optimisation and first-touch allocation are one-off
-    attack_run = _attack_run(loaded, attack, params, images, labels, idx, clean, graph)
+    attack_run = _attack_run(loaded, spec, sample, graph)
     attack_run()
     rec, seconds = attack_run()
     work = timing.work(rec, attack.iterations(params))
@@ -92,7 +93,7 @@ def bench_attack_vs_floor(
     )
 
 
-def _attack_run(loaded: Any, attack: Any, params: dict, images, labels, idx, clean, graph):
+def _attack_run(loaded: Any, spec: Any, sample: Any, graph: Any) -> Callable[[], Any]:
     """A call running advbench's attack on `images`, returning (records, seconds).
 
     The seconds are the attack's own (feeding, the graph, fetching: what every report prints),
@@ -100,9 +101,7 @@ def _attack_run(loaded: Any, attack: Any, params: dict, images, labels, idx, cle
     """
     from advbench.engine import runner
 
-    return lambda: runner.run_attack(
-        loaded, attack, params, 0, images, labels, idx, clean, graph=graph
-    )
+    return lambda: runner.run_attack(loaded, spec, sample, graph=graph)
 
 
 def bench_ifgsm(
@@ -131,16 +130,17 @@ def bench_ifgsm(
 
     t = tf()
     n = len(images)
-    idx = np.arange(n, dtype=np.int64)
-    clean = runner.predict(loaded, images)
+    spec = runner.AttackSpec(attack, params, 0)
+    whole = runner.Sample.of(loaded, images, labels)
+    clean = whole.clean_pred
     rows: list[timing.Row] = []
     budget = attack.iterations(params)
 
     # advbench, whole set: one warm-up run, then `repeats` runs, each followed by a measure of
     # the GEMM rate, so that the floor is measured side by side with the attack (this machine's
     # speed drifts); the figures are the medians, and every pair's own ratio is kept.
-    graph = runner.build_attack_graph(loaded, attack, params, 0)
-    whole_set = _attack_run(loaded, attack, params, images, labels, idx, clean, graph)
+    graph = runner.build_attack_graph(loaded, spec)
+    whole_set = _attack_run(loaded, spec, whole, graph)
     whole_set()
     runs, rates = [], []
     for _ in range(repeats):
@@ -162,13 +162,11 @@ def bench_ifgsm(
 
     # the tutorial's loop on a sample
     k = min(sample, n)
-    reference.per_image_iterations(loaded, attack, params, 0, images[:1], labels[:1], idx[:1])
+    reference.per_image_iterations(loaded, spec, whole.first(1))
     (ref_its, _), seconds = timing.median_of(
         repeats,
         lambda: timing.time_call(
-            lambda: reference.per_image_iterations(
-                loaded, attack, params, 0, images[:k], labels[:k], idx[:k]
-            )
+            lambda: reference.per_image_iterations(loaded, spec, whole.first(k))
         ),
     )
     attacked = clean[:k] == labels[:k]
@@ -234,9 +232,7 @@ def bench_ifgsm(
         if a < n:
             _, same = timing.median_of(
                 repeats,
-                _attack_run(
-                    loaded, attack, params, images[:a], labels[:a], idx[:a], clean[:a], graph
-                ),
+                _attack_run(loaded, spec, whole.first(a), graph),
             )
         facts["art_same_task"] = {
             "images": a,

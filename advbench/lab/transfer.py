@@ -61,10 +61,9 @@ def run(
     for m in members:
         loaded = zoo.load(m.model, m.config, m.seed, data_dir)
         try:
-            clean[m.label] = runner.predict(loaded, images)
-            rec, _ = runner.run_attack(
-                loaded, attack, params, seed, images, labels, idx, clean[m.label]
-            )
+            sample = runner.Sample.of(loaded, images, labels, idx)
+            clean[m.label] = sample.clean_pred
+            rec, _ = runner.run_attack(loaded, runner.AttackSpec(attack, params, seed), sample)
             ok = rec.flipped
             crafted[m.label] = (rec.index[ok], rec.adversarial[ok], rec.label[ok])
         finally:

@@ -134,9 +134,10 @@ def _tutorial_attack(name: str, out: Path, plugins: Any) -> None:
     params = attack.config()
     loaded = _load(plugins, "mlp")
     try:
-        print(runner.predict(loaded, images), labels)
+        sample = runner.Sample.of(loaded, images, labels, np.array([ind], np.int64))
+        print(sample.clean_pred, labels)
         its, final = reference.per_image_iterations(
-            loaded, attack, params, 0, images, labels, np.array([ind], np.int64)
+            loaded, runner.AttackSpec(attack, params, 0), sample
         )
         after = runner.predict(loaded, final)
     finally:
