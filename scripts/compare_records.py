@@ -65,7 +65,12 @@ def sample(out: Path, limit: int) -> None:
 def _read(path: Path) -> list[dict[str, str]]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", newline="") as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    # advbench 0.1 wrote -1.0 for "no confidence" (rows not attacked); 0.2 leaves it empty.
+    for r in rows:
+        if r.get("confidence") == "-1.0":
+            r["confidence"] = ""
+    return rows
 
 
 def _write(path: Path, rows: list[dict[str, str]]) -> None:

@@ -123,9 +123,57 @@ def test_the_facade_reexports_only_the_contract():
 
 
 def test_the_rules_can_fail(tmp_path):
-    """The checks see function-local imports (the way a cycle hides) and upward edges."""
+    """The checks see function-local imports (the way a cycle hides), upward edges and a
+    built-in named as a default."""
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    from advbench.engine import zoo\n")
+    probe.write_text("def f(model='mlp'):\n    from advbench.engine import zoo\n")
     assert "advbench.engine.zoo" in _imports(probe)
+    assert _named_builtins(probe, {"mlp"})
     assert "advbench.engine.driver" in GRAPH["advbench.engine.runner"]
     assert RANK[_layer("advbench.engine.runner")] > RANK[_layer("advbench.output.metrics")]
+
+
+MAX_LINES = 400
+
+
+def test_no_source_file_outgrows_one_concept():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in SOURCES.values()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"files over {MAX_LINES} lines: {long}"
+
+
+def _named_builtins(path: Path, names: set[str]) -> list[str]:
+    """Built-in plugin names used as values: call arguments, parameter defaults, == operands."""
+    found = []
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    for node in ast.walk(ast.parse(path.read_text())):
+        values: list[ast.expr] = []
+        if isinstance(node, ast.Call):
+            values = [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, ast.arguments):
+            values = [*node.defaults, *(d for d in node.kw_defaults if d is not None)]
+        elif isinstance(node, ast.Compare) and all(isinstance(o, ast.Eq) for o in node.ops):
+            values = [node.left, *node.comparators]
+        found += [
+            f"{where}:{v.lineno} {v.value!r}"
+            for v in values
+            if isinstance(v, ast.Constant) and v.value in names
+        ]
+    return found
+
+
+def test_only_the_lab_names_built_in_models_or_attacks(registry):
+    """The engine, output, host, contract, kit and CLI work for any plugin: a user who blocks a
+    built-in (ADVBENCH_PLUGINS_BLOCK) loses that plugin, not a command."""
+    names = set(registry.builtin_names("models")) | set(registry.builtin_names("attacks"))
+    named = [
+        hit
+        for module, path in SOURCES.items()
+        if (module.startswith("advbench.") and _layer(module) != "lab")
+        or module == "advbench.testing"
+        for hit in _named_builtins(path, names)
+    ]
+    assert not named, "\n".join(named)
