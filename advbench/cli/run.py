@@ -111,9 +111,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         store.finish_run(run_id)
         out = args.out or Path("reports") / run_id
         finished = report.render(store, run_id, out, pictures=not args.no_figures)
+        worst = report.worst_case_table(store, finished)
     finally:
         store.close()
     print(report.table(finished))
+    if worst:
+        print(f"\n{worst}")
     failed = [c for c in finished.cells if not c.done]
     print(f"\nrun {run_id}: wrote {out}/report.md, results.json, records.csv")
     if failed:

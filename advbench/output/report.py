@@ -16,6 +16,7 @@ from typing import Any
 from tabulate import tabulate
 
 from advbench.output.records import CSV_HEADER, Cell, Records, StoredRun, columns_of
+from advbench.output.worst_case import WorstCase, not_counted, worst_cases
 
 FORMATS = {"markdown": "github", "github": "github", "latex": "latex", "plain": "plain"}
 CELL_HEADERS = (
@@ -94,6 +95,97 @@ def robust_accuracy_rows(cells: Iterable[Cell]) -> list[list[Any]]:
     return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3]))
 
 
+WORST_HEADERS = (
+    "model",
+    "norm",
+    "eps",
+    "n",
+    "clean acc",
+    "robust acc, worst case",
+    "attacks (images broken by it alone)",
+)
+CONTRIBUTION_HEADERS = (
+    "model",
+    "norm",
+    "eps",
+    "attack",
+    "robust acc alone",
+    "broke",
+    "broke alone",
+    "worst case so far",
+)
+
+
+def worst_case_rows(groups: Iterable[WorstCase]) -> list[list[Any]]:
+    """One row per (model, norm, eps): its worst case and the attacks that make it up."""
+    return [
+        [
+            g.model,
+            g.norm,
+            g.eps,
+            g.n,
+            _fmt(g.clean_accuracy),
+            _fmt(g.robust_accuracy),
+            ", ".join(f"{a.key} {a.broken_alone}" for a in g.attacks),
+        ]
+        for g in groups
+    ]
+
+
+def contribution_rows(groups: Iterable[WorstCase]) -> list[list[Any]]:
+    """One row per attack of each group, in the greedy order (worst case after it)."""
+    return [
+        [
+            g.model,
+            g.norm,
+            g.eps,
+            a.key,
+            _fmt(a.robust_accuracy),
+            a.broken,
+            a.broken_alone,
+            _fmt(a.cumulative),
+        ]
+        for g in groups
+        for a in g.attacks
+    ]
+
+
+def worst_case_table(store: Any, run: StoredRun, fmt: str = "github") -> str:
+    """The worst-case table of a stored run, for the terminal ("" when no cell has a budget)."""
+    groups = worst_cases(run, {c.id: store.records(c.id) for c in run.cells if c.done})
+    if not groups:
+        return ""
+    return "Robust accuracy, worst case over the attacks at each budget:\n" + tabulate(
+        worst_case_rows(groups), headers=WORST_HEADERS, tablefmt=fmt
+    )
+
+
+def _worst_case_section(run: StoredRun, groups: list[WorstCase], tablefmt: str) -> list[str]:
+    """report.md's "Robust accuracy, worst case" section."""
+    skipped = not_counted(run)
+    lines = [
+        "## Robust accuracy, worst case",
+        "",
+        tabulate(worst_case_rows(groups), headers=WORST_HEADERS, tablefmt=tablefmt),
+        "",
+        "Per image, over every attack run at the threat model (norm, eps): an image is robust",
+        "if the model classifies it correctly and no attack's row left the true label (targeted",
+        "attacks: any target reached breaks the image). Computed from the stored per-image",
+        "records, on the images every attack of the group ran on. Attacks without a reported",
+        "budget (unbounded, minimum-norm, or a bound that follows from steps × step size, as",
+        "`ifgsm` and `noise`) are not counted"
+        + (f": here {', '.join(skipped)}." if skipped else "."),
+        "",
+        tabulate(contribution_rows(groups), headers=CONTRIBUTION_HEADERS, tablefmt=tablefmt),
+        "",
+        "Broke: correctly classified images the attack broke; broke alone: of those, the ones no",
+        "other attack of the group broke. Worst case so far: robust accuracy after this attack",
+        "and every one above it (the attacks in the run's order, as AutoAttack reports).",
+        "",
+    ]
+    return lines
+
+
 def table(run: StoredRun, fmt: str = "github") -> str:
     """The cells of a run as one text table."""
     return tabulate(cell_rows(run.cells), headers=CELL_HEADERS, tablefmt=fmt)
@@ -105,8 +197,11 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def markdown(run: StoredRun, fmt: str, figures: list[str]) -> str:
-    """report.md: settings, models, cells, budgets, targeted results, parameters, pictures."""
+def markdown(
+    run: StoredRun, fmt: str, figures: list[str], worst: list[WorstCase] | None = None
+) -> str:
+    """report.md: settings, models, cells, worst cases, budgets, targeted results, parameters,
+    pictures."""
     info = run.info
     tablefmt = FORMATS[fmt]
     lines = [
@@ -144,6 +239,8 @@ def markdown(run: StoredRun, fmt: str, figures: list[str]) -> str:
         "happened (the tutorial prints this minus one). L2/L∞: over successful images.",
         "",
     ]
+    if worst:
+        lines += _worst_case_section(run, worst, tablefmt)
     sweeps = robust_accuracy_rows(run.cells)
     if sweeps:
         lines += [
@@ -215,16 +312,19 @@ def write_csv(path: Path, records: Iterable[tuple[Cell, Records]]) -> None:
 def render(
     store: Any, run_id: str, out: Path, fmt: str = "markdown", pictures: bool = True
 ) -> StoredRun:
-    """Write results.json, records.csv, report.md and the pictures of a stored run."""
+    """Write results.json (with the worst cases), records.csv, report.md and the pictures of a
+    stored run."""
     from advbench.output import figures
 
     out.mkdir(parents=True, exist_ok=True)
     run = store.load_run(run_id)
-    _write_atomic(out / "results.json", json.dumps(run.to_json(), indent=2) + "\n")
     records = {c.id: store.records(c.id) for c in run.cells if c.done}
+    worst = worst_cases(run, records)
+    doc = {**run.to_json(), "worst_case": [g.to_dict() for g in worst]}
+    _write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
     write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
     names = figures.render_all(run.cells, records, out) if pictures else []
-    _write_atomic(out / "report.md", markdown(run, fmt, names))
+    _write_atomic(out / "report.md", markdown(run, fmt, names, worst))
     return run
 
 
