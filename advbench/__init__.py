@@ -13,7 +13,13 @@ The package is importable without TensorFlow being loaded: only the engine modul
 from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip, target_param
 from advbench.contract.hookspecs import hookimpl
 from advbench.contract.lazy_tf import tf
-from advbench.contract.losses import LOSS_PARAM, ascent_gradient, margin
+from advbench.contract.losses import (
+    LOSS_PARAM,
+    ascent_gradient,
+    dlr_loss,
+    margin,
+    targeted_dlr_loss,
+)
 from advbench.contract.model import EngineHints, Fitted, Model, Network
 from advbench.contract.norms import gradient_step, l2_norm, project, random_start
 from advbench.contract.params import Param
@@ -43,6 +49,7 @@ __all__ = [
     "__version__",
     "ascent_gradient",
     "clip",
+    "dlr_loss",
     "gradient_step",
     "hookimpl",
     "l2_norm",
@@ -53,5 +60,6 @@ __all__ = [
     "random_start",
     "random_uniform",
     "target_param",
+    "targeted_dlr_loss",
     "tf",
 ]

@@ -26,6 +26,7 @@ ATTACKS = [
     "square",
     "targeted",
     "fooling",
+    "apgd",
 ]
 # model: training steps timed (None: the model's whole definition)
 TRAIN_STEPS = {"mlp": 2000, "softmax": 500, "cnn": 50, "keras-mlp": None, "cnn-pgd": 20}

@@ -55,6 +55,7 @@ def test_builtins_register_through_the_hooks(registry):
         "square",
         "targeted",
         "fooling",
+        "apgd",
     ]
     assert registry.info["mlp"].source == "builtin"
     assert registry.info["ifgsm"].attacks == ["ifgsm"]

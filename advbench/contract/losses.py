@@ -52,3 +52,33 @@ def ascent_gradient(net: Network, s: StepInputs, kind: str, targeted: bool) -> A
             objective = -margin(logits, s.labels, s.onehot)
     (grad,) = t.gradients(t.reduce_sum(objective), [s.x])
     return grad
+
+
+def dlr_loss(logits, labels):
+    """Difference of logits ratio (Croce & Hein, 2020), per image: larger is more adversarial.
+
+    −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e-12), π the logits sorted in decreasing order.
+    The margin is divided by a spread of the logits, so it is invariant to shifting and scaling
+    them: a model cannot look robust by inflating its logits (which saturates cross-entropy).
+    Needs at least three classes.
+    """
+    t = tf()
+    top = t.math.top_k(logits, k=3).values
+    z_y = t.gather(logits, labels, batch_dims=1)
+    onehot = t.one_hot(labels, t.shape(logits)[1], dtype=logits.dtype)
+    best_other = t.reduce_max(logits - 1e9 * onehot, axis=1)
+    return -(z_y - best_other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr_loss(logits, labels, targets):
+    """Targeted DLR (Croce & Hein, 2020), per image: larger means the target gains on the label.
+
+    −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 1e-12), π the logits sorted in decreasing order;
+    the denominator skips π2 so that it does not vanish when the target reaches the top.
+    Needs at least four classes.
+    """
+    t = tf()
+    top = t.math.top_k(logits, k=4).values
+    z_y = t.gather(logits, labels, batch_dims=1)
+    z_t = t.gather(logits, targets, batch_dims=1)
+    return -(z_y - z_t) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)

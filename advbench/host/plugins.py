@@ -46,6 +46,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.cw",
     "advbench_plugins.square",
     "advbench_plugins.targeted",
+    "advbench_plugins.apgd",
 )
 BUILTIN_NAMES = frozenset(m.removeprefix("advbench_plugins.") for m in BUILTIN_PLUGINS)
 ENTRY_POINT_GROUP = "advbench"
