@@ -22,7 +22,7 @@ import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pluggy
 
@@ -30,6 +30,10 @@ from advbench.contract import hookspecs
 from advbench.contract.attack import loop_problem
 from advbench.errors import PluginError
 from advbench.host.registry import Table
+
+if TYPE_CHECKING:
+    from advbench.contract.attack import Attack
+    from advbench.contract.model import Model
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.mlp",
@@ -72,8 +76,8 @@ class Plugins:
     """Everything loaded: the pluggy manager, the name tables and per-plugin information."""
 
     manager: pluggy.PluginManager
-    models: Table
-    attacks: Table
+    models: Table[Model]
+    attacks: Table[Attack]
     info: dict[str, PluginInfo]
 
     @property
@@ -168,6 +172,9 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
             (pm.hook.register_models, models, entry.models),
             (pm.hook.register_attacks, attacks, entry.attacks),
         ):
+            # Each plugin's implementation is called on its own rather than through
+            # `pm.hook.register_*`: every registered name is attributed to the plugin that
+            # registered it, and one plugin's failure is recorded without stopping the others.
             for impl in hook.get_hookimpls():
                 if impl.plugin_name != name:
                     continue
