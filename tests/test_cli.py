@@ -125,6 +125,10 @@ def test_image_3_as_in_the_tutorial(tmp_path):
         (["run", "--bogus"], "unrecognized arguments: --bogus"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["run", "--plugins", "/nonexistent/dir"], "plugin directory '/nonexistent/dir'"),
+        (
+            ["run", "--attacks", "ifgsm", "--set", "ifgsm.iterations=2147483648"],
+            "ifgsm: 2147483648 steps is outside 0..2147483647",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message, capsys, monkeypatch):
@@ -212,3 +216,35 @@ def test_a_closed_pipe_ends_quietly():
     proc.stderr.close()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+def test_an_attack_whose_step_budget_overflows_is_refused_up_front():
+    """A plugin's own `iterations()` is checked too: the driver's counter is int32, so 10^12
+    steps would silently run 0 or 1 (today refused with the attack's name)."""
+    from advbench import Attack, Param
+    from advbench.errors import ParamError
+
+    class Huge(Attack):
+        name = "huge"
+        params = (Param("iterations", 10, "steps", int, minimum=1),)
+
+        def iterations(self, params):
+            return 10**12
+
+    with pytest.raises(ParamError, match=r"huge: 1000000000000 steps is outside"):
+        Huge().config()
+
+
+def test_another_batch_size_is_another_run(tmp_path):
+    """The batch size changes float rounding, so a rerun with another one never resumes a run
+    computed with the first (it would report the other batch's numbers as its own)."""
+    db = str(tmp_path / "db.sqlite")
+    args = ["run", "--models", "softmax", "--attacks", "fgsm", "--limit", "20", "--db", db]
+    args += ["--out", str(tmp_path / "out"), "--no-figures"]
+    first = _cli(*args, "--batch-size", "7")
+    assert first.returncode == 0, first.stderr
+    again = _cli(*args, "--batch-size", "7")
+    assert "resuming" in again.stderr
+    other = _cli(*args)
+    assert other.returncode == 0, other.stderr
+    assert "resuming" not in other.stderr

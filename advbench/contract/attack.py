@@ -25,6 +25,9 @@ CLIP_PARAMS: tuple[Param, ...] = (
     Param("clip_max", 1.0, "highest valid pixel value"),
 )
 SEED_PARAM = Param("seed", -1, "random seed; -1 uses the run's --seed", int, minimum=-1)
+#: The most steps an attack may take: the driver's loop counter and iterations-to-flip are
+#: int32, so a larger budget would wrap around and silently run 0 or 1 steps.
+MAX_STEPS = 2**31 - 1
 TARGET_CHOICES = ("none", "all", *map(str, range(10)))
 
 
@@ -70,7 +73,20 @@ class Attack:
                 f">= clip_max {values['clip_max']}"
             )
         self.check(values)
+        steps = self._step_budget(values)
+        if steps is not None and not 0 <= steps <= MAX_STEPS:
+            raise ParamError(
+                f"{self.name}: {steps} steps is outside 0..{MAX_STEPS} (the engine counts "
+                "steps in int32)"
+            )
         return values
+
+    def _step_budget(self, params: Mapping[str, Any]) -> int | None:
+        """`iterations(params)`, or None for an attack that builds its own graph without one."""
+        try:
+            return int(self.iterations(params))
+        except KeyError:
+            return None
 
     def is_targeted(self, params: Mapping[str, Any]) -> bool:
         """Does this run aim at target classes (the `target` parameter is not "none")?"""

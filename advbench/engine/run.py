@@ -96,7 +96,17 @@ def describe(p: Plan) -> dict[str, Any]:
     from advbench.engine import data
 
     return {
-        "models": [{"name": m.name, "config": c, "seed": s} for m, c, s in p.models],
+        # The batch size changes float rounding (README, "Reproducibility"), so it is part of
+        # a run's identity: a rerun with another one is another run, never a resumption.
+        "models": [
+            {
+                "name": m.name,
+                "config": c,
+                "seed": s,
+                "batch_size": p.batch_size or m.hints.attack_batch_size,
+            }
+            for m, c, s in p.models
+        ],
         "cells": [{"attack": c.attack.name, "params": c.params} for c in p.cells],
         "seed": p.seed,
         "limit": p.limit,
