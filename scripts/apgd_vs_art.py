@@ -26,23 +26,12 @@ def main(model_name: str, loss: str, n: int) -> None:
     index = np.arange(n, dtype=np.int64)
     attack = registry.attacks.get("apgd")
     params = attack.config({"loss": loss})
-    clean = runner.predict(loaded, images)
-    graph = runner.build_attack_graph(loaded, attack, params, 0)
+    spec = runner.AttackSpec(attack, params, 0)
+    sample = runner.Sample.of(loaded, images, labels, index)
+    graph = runner.build_attack_graph(loaded, spec)
     warm = slice(0, 10)
-    runner.run_attack(
-        loaded,
-        attack,
-        params,
-        0,
-        images[warm],
-        labels[warm],
-        index[warm],
-        clean[warm],
-        graph=graph,
-    )
-    records, ours_s = runner.run_attack(
-        loaded, attack, params, 0, images, labels, index, clean, graph=graph
-    )
+    runner.run_attack(loaded, spec, sample.first(10), graph=graph)
+    records, ours_s = runner.run_attack(loaded, spec, sample, graph=graph)
     ours = float((records.attacked & ~records.flipped).mean())
     art_apgd.apgd(loaded, params, images[warm], labels[warm])
     adversarial, art_s = art_apgd.apgd(loaded, params, images, labels)

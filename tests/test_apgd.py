@@ -19,11 +19,9 @@ from advbench.testing import check_attack
 def _records(registry, loaded, name, overrides, sample, n, batch=runner.DEFAULT_BATCH):
     attack = registry.attacks.get(name)
     params = attack.config(overrides)
-    images, labels, indices = (a[:n] for a in sample)
-    clean = runner.predict(loaded, images)
-    records, _ = runner.run_attack(
-        loaded, attack, params, 0, images, labels, indices, clean, batch_size=batch
-    )
+    data = runner.Sample.of(loaded, *(a[:n] for a in sample))
+    spec = runner.AttackSpec(attack, params, 0)
+    records, _ = runner.run_attack(loaded, spec, data, batch_size=batch)
     return records
 
 
@@ -192,7 +190,8 @@ def test_a_success_found_mid_path_is_never_lost(registry, mlp_loaded, sample):
     params = attack.config({"eps": "0.1", "iterations": "30", "loss": "dlr", "target": "3"})
     images, labels, indices = (a[:200] for a in sample)
     clean = runner.predict(mlp_loaded, images)
-    records, _ = runner.run_attack(mlp_loaded, attack, params, 0, images, labels, indices, clean)
+    data = runner.Sample(images, labels, indices, clean)
+    records, _ = runner.run_attack(mlp_loaded, runner.AttackSpec(attack, params, 0), data)
     ok = (clean == labels) & (labels != 3)
     np.testing.assert_array_equal(records.attacked, ok)
     won, _, _ = _every_iterate_adversarial(
