@@ -19,3 +19,7 @@ class ParamError(AdvbenchError):
 
 class PluginError(AdvbenchError):
     """A plugin could not be loaded, registered a duplicate name, or a name is unknown."""
+
+
+class ModelError(AdvbenchError):
+    """A model whose outputs cannot be right (wrong shape, NaN or infinite logits)."""

@@ -22,21 +22,66 @@ from advbench.contract.model import Model
 from advbench.contract.steps import BatchInputs
 from advbench.engine.driver import early_stopping_loop
 from advbench.engine.zoo import Loaded
+from advbench.errors import ModelError
 from advbench.output.records import Records
 
 DEFAULT_BATCH = 10000
 
 
+CLASSES = 10
+
+
 def predict(loaded: Loaded, images: np.ndarray, batch: int = 2000) -> np.ndarray:
-    """Argmax predictions of the loaded model, in batches."""
+    """Argmax predictions of the loaded model, in batches.
+
+    The logits are checked on the way: a model with another number of classes, or with NaN or
+    infinite logits, would otherwise give predictions (argmax of NaN is 0) that every metric
+    downstream takes at face value.
+    """
     t = tf()
     with loaded.graph.as_default():
         x = t.compat.v1.placeholder(t.float32, [None, 784])
-        pred = t.argmax(loaded.network.logits(x), 1)
-    out = [
-        loaded.session.run(pred, {x: images[i : i + batch]}) for i in range(0, len(images), batch)
-    ]
+        logits = loaded.network.logits(x)
+    out = []
+    for i in range(0, len(images), batch):
+        z = loaded.session.run(logits, {x: images[i : i + batch]})
+        if z.ndim != 2 or z.shape != (len(images[i : i + batch]), CLASSES):
+            raise ModelError(
+                f"model {loaded.folder.name}: logits of shape {z.shape[1:]} for a batch of "
+                f"{len(images[i : i + batch])} images, expected ({CLASSES},) per image"
+            )
+        bad = ~np.isfinite(z).all(axis=1)
+        if bad.any():
+            raise ModelError(
+                f"model {loaded.folder.name}: NaN or infinite logits for {int(bad.sum())} of "
+                f"{len(z)} images (first: image {i + int(np.flatnonzero(bad)[0])})"
+            )
+        out.append(np.argmax(z, axis=1))
     return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+class UnverifiedResult(Exception):
+    """An attack returned images that break its own declared threat model."""
+
+
+def verify(spec: AttackSpec, records: Records) -> None:
+    """Refuse records that contradict what the attack declared, rather than report them.
+
+    An attack reported at L∞ ε whose images reach farther would turn its robust accuracy into a
+    number for another threat model; measured here on the records (float64 distances, with the
+    same tolerance as the conformance kit).
+    """
+    threat = spec.attack.threat_model(spec.params)
+    for norm, distances, slack in (("linf", records.linf, 1e-6), ("l2", records.l2, 1e-4)):
+        bound = threat.bound(norm)
+        if bound is None or not len(distances):
+            continue
+        over = distances > bound + slack
+        if over.any():
+            raise UnverifiedResult(
+                f"{int(over.sum())} of {len(distances)} images are farther than the declared "
+                f"{norm} bound {bound:g} (largest {distances.max():.4g})"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +246,7 @@ def run_attack(
         confidence=confidence,
         adversarial=adversarial,
     )
+    verify(spec, records)
     return records, seconds
 
 
