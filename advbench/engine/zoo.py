@@ -225,6 +225,51 @@ def _in_graph_loop(model: Model, net: Network, config: Mapping[str, Any], data) 
     return _Loop(init, images_ph, labels_ph, order, run)
 
 
+def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of a checkpoint's variables: names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        value = np.ascontiguousarray(weights[name])
+        h.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    """SHA-256 of a record's content (its own digest left out), keys sorted."""
+    content = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def seal(record: dict[str, Any], weights: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The record with the digests `verify` checks: of the weights beside it and of itself."""
+    sealed = {**record, "weights_sha256": weights_digest(weights)}
+    return {**sealed, "record_sha256": record_digest(sealed)}
+
+
+def verify(folder: Path, record: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint whose weights or record are not the ones that were saved together.
+
+    Weights copied in from another seed would be used and reported as this one; an edited
+    accuracy would be printed as measured. Records written before advbench 0.2 carry no
+    digests and are not checked.
+    """
+    recover = (
+        "reinstall advbench"
+        if SHIPPED in folder.parents
+        else f"delete {folder} and it is retrained on next use (advbench train)"
+    )
+    if "record_sha256" in record and record_digest(record) != record["record_sha256"]:
+        raise AdvbenchError(f"checkpoint {folder}: record.json was edited; {recover}")
+    if "weights_sha256" in record and weights_digest(read_weights(folder)) != record[
+        "weights_sha256"
+    ]:
+        raise AdvbenchError(
+            f"checkpoint {folder}: its weights are not the ones its record.json describes; "
+            f"{recover}"
+        )
+
+
 def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
@@ -233,6 +278,7 @@ def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any])
     tmp.mkdir()
     try:
         saver.save(sess, str(tmp / "model.ckpt"), write_state=False)
+        record = seal(record, read_weights(tmp))
         (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
         if final.exists():
             shutil.rmtree(final)
@@ -252,6 +298,7 @@ def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
     """Build `model` in a fresh graph and load the weights saved in `folder`."""
     t = tf()
     record = json.loads((folder / "record.json").read_text())
+    verify(folder, record)
     graph = t.Graph()
     with graph.as_default():
         net = model.build(config)
