@@ -254,16 +254,13 @@ def verify(folder: Path, record: Mapping[str, Any]) -> None:
     accuracy would be printed as measured. Records written before advbench 0.2 carry no
     digests and are not checked.
     """
-    recover = (
-        "reinstall advbench"
-        if SHIPPED in folder.parents
-        else f"delete {folder} and it is retrained on next use (advbench train)"
-    )
+    recover = _recovery(folder)
     if "record_sha256" in record and record_digest(record) != record["record_sha256"]:
         raise AdvbenchError(f"checkpoint {folder}: record.json was edited; {recover}")
-    if "weights_sha256" in record and weights_digest(read_weights(folder)) != record[
-        "weights_sha256"
-    ]:
+    if (
+        "weights_sha256" in record
+        and weights_digest(read_weights(folder)) != record["weights_sha256"]
+    ):
         raise AdvbenchError(
             f"checkpoint {folder}: its weights are not the ones its record.json describes; "
             f"{recover}"
@@ -271,9 +268,18 @@ def verify(folder: Path, record: Mapping[str, Any]) -> None:
 
 
 def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any]) -> Path:
+    """Write the checkpoint under a temporary name and rename it into place.
+
+    A checkpoint being replaced is first renamed aside (one atomic step), then the new one is
+    renamed in, and only then is the old one deleted: a process killed at any moment leaves
+    either the old checkpoint or the new one complete under the final name, never a half-deleted
+    folder that looks whole. Leftovers of killed trainings are removed by the next one.
+    """
     root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(root)
     final = root / name
     tmp = root / f".{name}.tmp-{os.getpid()}"
+    old = root / f".{name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -281,23 +287,80 @@ def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any])
         record = seal(record, read_weights(tmp))
         (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
         if final.exists():
-            shutil.rmtree(final)
+            os.replace(final, old)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Delete the temporary and set-aside folders of trainings whose process is gone."""
+    for folder in root.glob(".*-*"):
+        kind, _, pid = folder.name.rpartition("-")
+        if not (kind.endswith((".tmp", ".old")) and pid.isdigit()) or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
     """Every variable a checkpoint directory holds, by name, without building a graph."""
-    reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
-    return {name: reader.get_tensor(name) for name in sorted(reader.get_variable_to_shape_map())}
+    for part in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+        if not (folder / part).is_file():
+            raise AdvbenchError(f"checkpoint {folder}: {part} is missing; {_recovery(folder)}")
+    try:
+        reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
+        names = sorted(reader.get_variable_to_shape_map())
+        return {name: reader.get_tensor(name) for name in names}
+    except Exception as exc:  # TensorFlow raises many kinds, each with a long C++ trace
+        raise AdvbenchError(
+            f"checkpoint {folder} is corrupted ({_first_line(exc)}); {_recovery(folder)}"
+        ) from None
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """A checkpoint's record.json, or one line saying what is wrong with it."""
+    path = folder / "record.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AdvbenchError(
+            f"{path} is unreadable ({_first_line(exc)}); {_recovery(folder)}"
+        ) from None
+    if not isinstance(record, dict) or "test_accuracy" not in record:
+        raise AdvbenchError(f"{path} is not a checkpoint record; {_recovery(folder)}")
+    return record
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _recovery(folder: Path) -> str:
+    """How a user gets a good checkpoint back."""
+    if SHIPPED in folder.parents:
+        return "it ships with advbench: reinstall advbench"
+    return f"delete {folder} and it is retrained on next use (or run advbench train)"
 
 
 def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
     """Build `model` in a fresh graph and load the weights saved in `folder`."""
     t = tf()
-    record = json.loads((folder / "record.json").read_text())
+    record = read_record(folder)
     verify(folder, record)
     graph = t.Graph()
     with graph.as_default():
@@ -309,7 +372,9 @@ def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
             saver.restore(sess, str(folder / "model.ckpt"))
     except Exception as exc:
         sess.close()
-        raise AdvbenchError(f"checkpoint {folder} could not be restored: {exc}") from None
+        raise AdvbenchError(
+            f"checkpoint {folder} could not be restored ({_first_line(exc)}); {_recovery(folder)}"
+        ) from None
     return Loaded(graph, sess, net, record, folder)
 
 
