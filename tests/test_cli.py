@@ -129,6 +129,11 @@ def test_image_3_as_in_the_tutorial(tmp_path):
             ["run", "--attacks", "ifgsm", "--set", "ifgsm.iterations=2147483648"],
             "ifgsm: 2147483648 steps is outside 0..2147483647",
         ),
+        (["run", "--set", "pgd.seed=" + "9" * 30], "for pgd.seed: must be <= 2147483647"),
+        (["run", "--out", ""], "--out: expected a path, got an empty string"),
+        (["run", "--out", __file__], f"--out {__file__} is a file, not a directory"),
+        (["run", "--db", os.path.dirname(__file__)], "is a directory, not a file"),
+        (["eval", "--json", os.path.dirname(__file__)], "--json"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message, capsys, monkeypatch):
@@ -248,3 +253,16 @@ def test_another_batch_size_is_another_run(tmp_path):
     other = _cli(*args)
     assert other.returncode == 0, other.stderr
     assert "resuming" not in other.stderr
+
+
+def test_a_run_id_prefix_is_text_not_a_like_pattern(tmp_path, capsys):
+    """'%' and '_' in a prefix are characters: 'run-%' matches no run id (before: every one)."""
+    db = tmp_path / "db.sqlite"
+    args = ["--models", "softmax", "--attacks", "fgsm", "--limit", "10", "--no-figures"]
+    assert main(["run", *args, "--db", str(db), "--out", str(tmp_path / "a")]) == 0
+    assert main(["run", *args, "--db", str(db), "--out", str(tmp_path / "b"), "--fresh"]) == 0
+    capsys.readouterr()
+    assert main(["report", "run-%", "--db", str(db), "--no-figures"]) == 2
+    assert "no run in" in capsys.readouterr().err
+    assert main(["report", "run-", "--db", str(db), "--no-figures"]) == 2
+    assert "2 runs in" in capsys.readouterr().err

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import advbench.cli.options as opt
 
@@ -40,7 +39,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("models", nargs="?", type=opt.csv_names, help="comma-separated (default: all)")
     ev.add_argument("--limit", type=opt.positive_int, help="only the first N test images")
     ev.add_argument("--model-seed", type=opt.seed, help="training seed (default: each model's own)")
-    ev.add_argument("--json", type=Path, dest="json_path", help="also write results as JSON")
+    ev.add_argument("--json", type=opt.path, dest="json_path", help="also write results as JSON")
     opt.progress_option(ev)
     opt.common(ev)
 
@@ -137,6 +136,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     registry = opt.load_plugins(args)
     models = registry.models.select(args.models)
+    if args.json_path:
+        opt.writable_file(args.json_path, "--json")
     test = data.read_test_set(args.mnist_dir)
     n = min(args.limit or test.num_examples, test.num_examples)
     with progress.bars(args.progress) as bars:

@@ -55,7 +55,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         default=20000,
         help=f"{speed.MODEL.upper()} training steps to time (default 20000)",
     )
-    bench.add_argument("--json", type=Path, dest="json_path", help="also write the figures as JSON")
+    bench.add_argument(
+        "--json", type=opt.path, dest="json_path", help="also write the figures as JSON"
+    )
     opt.common(bench)
 
 
@@ -90,7 +92,7 @@ def add_explain(sub: argparse._SubParsersAction) -> None:
         default=12,
         help="validation image for the activations (default 12, as the tutorial)",
     )
-    ex.add_argument("--out", type=Path, help="output directory (default reports/explain-MODEL)")
+    ex.add_argument("--out", type=opt.path, help="output directory (default reports/explain-MODEL)")
     ex.add_argument("--model-seed", type=opt.seed, help="training seed (default: the model's own)")
     opt.common(ex)
 
@@ -105,6 +107,8 @@ def add_tutorial(sub: argparse._SubParsersAction) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure, print, and optionally write the figures as JSON."""
+    if args.json_path:
+        opt.writable_file(args.json_path, "--json")
     options = speed.Options(
         limit=args.limit,
         sample=args.sample,

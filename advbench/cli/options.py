@@ -8,6 +8,7 @@ error naming the flag; values parsed outside argparse (`--copy MODEL:SEED`) go t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -85,10 +86,41 @@ def common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def path(text: str) -> Path:
+    """A path argument; an empty one (`--out ''`) would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
+def writable_dir(folder: Path, what: str) -> Path:
+    """`folder`, created if missing, after checking files can be written there: a run finds
+    out before its first cell, not after its last, that its reports cannot be written."""
+    if folder.exists() and not folder.is_dir():
+        raise AdvbenchError(f"{what} {folder} is a file, not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".advbench-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise AdvbenchError(f"{what} {folder} is not writable ({exc.strerror or exc})") from None
+    return folder
+
+
+def writable_file(file: Path, what: str) -> Path:
+    """`file` can be created or replaced: not a directory, in a writable directory."""
+    if file.is_dir():
+        raise AdvbenchError(f"{what} {file} is a directory, not a file")
+    writable_dir(file.parent if str(file.parent) else Path("."), f"{what}'s directory")
+    return file
+
+
 def db_option(parser: argparse.ArgumentParser) -> None:
     """`--db`, the results database (run, report)."""
     parser.add_argument(
         "--db",
+        type=path,
         default=None,
         help="results database (default $ADVBENCH_DB, else reports/advbench.sqlite)",
     )
@@ -96,7 +128,7 @@ def db_option(parser: argparse.ArgumentParser) -> None:
 
 def out_option(parser: argparse.ArgumentParser, default: Path | None, where: str) -> None:
     """`--out DIR`; `where` words the default in the help."""
-    parser.add_argument("--out", type=Path, default=default, help=f"{where} (default {default})")
+    parser.add_argument("--out", type=path, default=default, help=f"{where} (default {default})")
 
 
 def progress_option(parser: argparse.ArgumentParser, text: str | None = None) -> None:

@@ -37,7 +37,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="images per attack batch (default: the model's own)",
     )
-    run.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
+    run.add_argument("--out", type=opt.path, help="output directory (default reports/RUN-ID)")
     opt.db_option(run)
     run.add_argument(
         "--fresh",
@@ -60,7 +60,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
         default="markdown",
         help="table format (default markdown)",
     )
-    rep.add_argument("--out", type=Path, help="output directory (default reports/RUN-ID)")
+    rep.add_argument("--out", type=opt.path, help="output directory (default reports/RUN-ID)")
     rep.add_argument(
         "--compare",
         nargs=2,
@@ -96,10 +96,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.mnist_dir,
     )
     data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
-    store = results.Store(args.db or results.default_db())
+    if args.out is not None:
+        opt.writable_dir(args.out, "--out")
+    store = results.Store(opt.writable_file(args.db or results.default_db(), "--db"))
     try:
         opened = benchmark.open_run(store, plan, argv, fresh=args.fresh)
         run_id = opened.run_id
+        out = opt.writable_dir(args.out or Path("reports") / run_id, "--out")
         if opened.resumed:
             print(
                 f"resuming {run_id}: {opened.done} of {len(plan.cells) * len(plan.models)} cells "
@@ -109,7 +112,6 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         with progress.bars(args.progress) as bars:
             benchmark.execute(plan, store, run_id, bars=bars)
         store.finish_run(run_id)
-        out = args.out or Path("reports") / run_id
         finished = report.render(store, run_id, out, pictures=not args.no_figures)
         worst = report.worst_case_table(store, finished)
     finally:

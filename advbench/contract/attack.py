@@ -24,7 +24,9 @@ CLIP_PARAMS: tuple[Param, ...] = (
     Param("clip_min", 0.0, "lowest valid pixel value"),
     Param("clip_max", 1.0, "highest valid pixel value"),
 )
-SEED_PARAM = Param("seed", -1, "random seed; -1 uses the run's --seed", int, minimum=-1)
+SEED_PARAM = Param(
+    "seed", -1, "random seed; -1 uses the run's --seed", int, minimum=-1, maximum=2**31 - 1
+)
 #: The most steps an attack may take: the driver's loop counter and iterations-to-flip are
 #: int32, so a larger budget would wrap around and silently run 0 or 1 steps.
 MAX_STEPS = 2**31 - 1

@@ -26,19 +26,20 @@ import numpy as np
 from advbench.contract.lazy_tf import tf
 from advbench.contract.model import Model, Network
 from advbench.engine import data as mnist
+from advbench.engine.checkpoints import (
+    SHIPPED,
+    cache_root,
+    first_line,
+    read_record,
+    read_weights,
+    recovery,
+    seal,
+    verify,
+)
 from advbench.engine.graph import ATTACK_THREADS, TRAINING_THREADS, session, versions
 from advbench.errors import AdvbenchError
 
-ENV_HOME = "ADVBENCH_HOME"
-SHIPPED = Path(__file__).parent.parent / "checkpoints"  # advbench/checkpoints, package data
 EVAL_EVERY = 1000  # steps between progress evaluations, as the tutorial prints them
-
-
-def cache_root() -> Path:
-    """Where trained checkpoints are cached for this user."""
-    home = os.environ.get(ENV_HOME)
-    base = Path(home) if home else Path.home() / ".cache" / "advbench"
-    return base / "checkpoints"
 
 
 def checkpoint_name(model: Model, config: Mapping[str, Any], seed: int) -> str:
@@ -103,6 +104,13 @@ def train(
     """
     t = tf()
     root = root or cache_root()
+    try:  # before the training, not after it: a cache that cannot be written is one line
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AdvbenchError(
+            f"checkpoint cache {root} cannot be created ({exc.strerror or exc}); "
+            "set ADVBENCH_HOME to a writable directory"
+        ) from None
     data = mnist.read_data_sets(data_dir, one_hot=True, seed=seed)
     started = time.perf_counter()
     # Keras trains eagerly: outside any graph context (a `with session` would be one).
@@ -225,48 +233,6 @@ def _in_graph_loop(model: Model, net: Network, config: Mapping[str, Any], data) 
     return _Loop(init, images_ph, labels_ph, order, run)
 
 
-def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 of a checkpoint's variables: names, dtypes, shapes and bytes, in name order."""
-    h = hashlib.sha256()
-    for name in sorted(weights):
-        value = np.ascontiguousarray(weights[name])
-        h.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
-        h.update(value.tobytes())
-    return h.hexdigest()
-
-
-def record_digest(record: Mapping[str, Any]) -> str:
-    """SHA-256 of a record's content (its own digest left out), keys sorted."""
-    content = {k: v for k, v in record.items() if k != "record_sha256"}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-
-
-def seal(record: dict[str, Any], weights: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The record with the digests `verify` checks: of the weights beside it and of itself."""
-    sealed = {**record, "weights_sha256": weights_digest(weights)}
-    return {**sealed, "record_sha256": record_digest(sealed)}
-
-
-def verify(folder: Path, record: Mapping[str, Any]) -> None:
-    """Refuse a checkpoint whose weights or record are not the ones that were saved together.
-
-    Weights copied in from another seed would be used and reported as this one; an edited
-    accuracy would be printed as measured. Records written before advbench 0.2 carry no
-    digests and are not checked.
-    """
-    recover = _recovery(folder)
-    if "record_sha256" in record and record_digest(record) != record["record_sha256"]:
-        raise AdvbenchError(f"checkpoint {folder}: record.json was edited; {recover}")
-    if (
-        "weights_sha256" in record
-        and weights_digest(read_weights(folder)) != record["weights_sha256"]
-    ):
-        raise AdvbenchError(
-            f"checkpoint {folder}: its weights are not the ones its record.json describes; "
-            f"{recover}"
-        )
-
-
 def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any]) -> Path:
     """Write the checkpoint under a temporary name and rename it into place.
 
@@ -316,47 +282,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_weights(folder: Path) -> dict[str, np.ndarray]:
-    """Every variable a checkpoint directory holds, by name, without building a graph."""
-    for part in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
-        if not (folder / part).is_file():
-            raise AdvbenchError(f"checkpoint {folder}: {part} is missing; {_recovery(folder)}")
-    try:
-        reader = tf().train.load_checkpoint(str(folder / "model.ckpt"))
-        names = sorted(reader.get_variable_to_shape_map())
-        return {name: reader.get_tensor(name) for name in names}
-    except Exception as exc:  # TensorFlow raises many kinds, each with a long C++ trace
-        raise AdvbenchError(
-            f"checkpoint {folder} is corrupted ({_first_line(exc)}); {_recovery(folder)}"
-        ) from None
-
-
-def read_record(folder: Path) -> dict[str, Any]:
-    """A checkpoint's record.json, or one line saying what is wrong with it."""
-    path = folder / "record.json"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AdvbenchError(
-            f"{path} is unreadable ({_first_line(exc)}); {_recovery(folder)}"
-        ) from None
-    if not isinstance(record, dict) or "test_accuracy" not in record:
-        raise AdvbenchError(f"{path} is not a checkpoint record; {_recovery(folder)}")
-    return record
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def _recovery(folder: Path) -> str:
-    """How a user gets a good checkpoint back."""
-    if SHIPPED in folder.parents:
-        return "it ships with advbench: reinstall advbench"
-    return f"delete {folder} and it is retrained on next use (or run advbench train)"
-
-
 def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
     """Build `model` in a fresh graph and load the weights saved in `folder`."""
     t = tf()
@@ -373,7 +298,7 @@ def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
     except Exception as exc:
         sess.close()
         raise AdvbenchError(
-            f"checkpoint {folder} could not be restored ({_first_line(exc)}); {_recovery(folder)}"
+            f"checkpoint {folder} could not be restored ({first_line(exc)}); {recovery(folder)}"
         ) from None
     return Loaded(graph, sess, net, record, folder)
 

@@ -191,9 +191,21 @@ class Store:
         versions: dict[str, str],
         plan: dict[str, Any],
     ) -> str:
-        """A new run; its id is readable and sortable: run-YYYYmmdd-HHMMSS-KEY6."""
-        run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{key[:6]}"
+        """A new run; its id is readable and sortable: run-YYYYmmdd-HHMMSS-KEY6, with -2, -3, …
+        when the same run was already created within that second (`--fresh` twice)."""
+        base = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{key[:6]}"
         with self.transaction() as db:
+            taken = {
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM runs WHERE substr(id, 1, ?) = ?", (len(base), base)
+                )
+            }
+            run_id = base
+            for n in range(2, len(taken) + 2):
+                if run_id not in taken:
+                    break
+                run_id = f"{base}-{n}"
             db.execute(
                 "INSERT INTO runs (id, key, created, command, seed, data_checksum, versions, plan)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -226,7 +238,10 @@ class Store:
             if not row:
                 raise AdvbenchError(f"no runs in {self.path}")
             return row[0]
-        rows = self.db.execute("SELECT id FROM runs WHERE id LIKE ?", (ref + "%",)).fetchall()
+        # A prefix, compared as text: '%' and '_' in it are characters, not LIKE patterns.
+        rows = self.db.execute(
+            "SELECT id FROM runs WHERE substr(id, 1, ?) = ?", (len(ref), ref)
+        ).fetchall()
         if len(rows) != 1:
             what = "no run" if not rows else f"{len(rows)} runs"
             raise AdvbenchError(f"{what} in {self.path} match {ref!r}")

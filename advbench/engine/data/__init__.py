@@ -49,14 +49,17 @@ def _read_checked(path: Path) -> bytes:
         raise DataError(f"{path}: not one of the four MNIST files")
     if not path.is_file():
         raise DataError(f"{path}: MNIST file not found")
-    try:
-        with gzip.open(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: corrupted or truncated gzip file ({exc})") from None
     count, md5 = FILES[name]
     image = "images" in name
     header = 16 if image else 8
+    expected_len = header + count * (784 if image else 1)
+    try:
+        with gzip.open(path, "rb") as fh:
+            # One byte past the published size is enough to know it is not the published
+            # file: a gzip bomb is never decompressed further than that.
+            raw = fh.read(expected_len + 1)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: corrupted or truncated gzip file ({exc})") from None
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, no complete header)")
     magic, n = struct.unpack(">II", raw[:8])
@@ -69,9 +72,9 @@ def _read_checked(path: Path) -> bytes:
         rows, cols = struct.unpack(">II", raw[8:16])
         if (rows, cols) != (28, 28):
             raise DataError(f"{path}: images are {rows}x{cols}, expected 28x28")
-    expected_len = header + count * (784 if image else 1)
     if len(raw) != expected_len:
-        raise DataError(f"{path}: {len(raw)} bytes uncompressed, expected {expected_len}")
+        size = f"more than {expected_len}" if len(raw) > expected_len else str(len(raw))
+        raise DataError(f"{path}: {size} bytes uncompressed, expected {expected_len}")
     digest = hashlib.md5(raw).hexdigest()
     if digest != md5:
         raise DataError(f"{path}: MD5 {digest} does not match the published {md5}")
