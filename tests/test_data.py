@@ -151,3 +151,17 @@ def test_batch_crossing_epoch_boundary_has_full_size():
     sizes = [len(ds.next_batch(3)[1]) for _ in range(5)]
     assert sizes == [3] * 5
     assert ds.epochs_completed == 2
+
+
+def test_a_gzip_bomb_is_not_decompressed_past_the_published_size(tmp_path):
+    """64 MB of zeros pack into 64 KB; reading stops one byte past the 7.8 MB expected (the
+    message says so: the whole file was read before, and a 2 MB bomb took 4.2 GB)."""
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    header = (2051).to_bytes(4, "big") + (10000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    chunk = bytes(2**24)
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        fh.write(header)
+        for _ in range(4):
+            fh.write(chunk)
+    with pytest.raises(DataError, match=r"more than 7840016 bytes uncompressed"):
+        data.read_images(path)
