@@ -111,7 +111,9 @@ def test_drop_in_file_plugin_and_isolation_of_broken_ones(tmp_path):
     assert "mlp" in loaded.models.names()
 
 
-def test_duplicate_names_are_an_error_naming_both(tmp_path):
+def test_a_duplicate_name_is_reported_naming_both_and_the_rest_loads(tmp_path):
+    """The first registration keeps the name; the second plugin's object is left out and the
+    plugin reported, so `advbench plugins` itself still answers (it stopped every command)."""
     _write(
         tmp_path,
         "twin",
@@ -124,10 +126,30 @@ def test_duplicate_names_are_an_error_naming_both(tmp_path):
             register(IFGSM())
         """,
     )
-    with pytest.raises(
-        PluginError, match="'ifgsm' is registered by both plugin 'ifgsm' and plugin 'twin'"
-    ):
-        plugins.load(tmp_path)
+    _write(tmp_path, "mlp", "raise AssertionError('never imported: the name is taken')\n")
+    loaded = plugins.load(tmp_path)
+    errors = {i.name: i.error for i in loaded.errors}
+    assert "'ifgsm' is registered by both plugin 'ifgsm' and plugin 'twin'" in errors["twin"]
+    assert loaded.attacks.entries["ifgsm"].plugin == "ifgsm"
+    dropin_mlp = [i for i in loaded.info.values() if i.name == "mlp" and i.error]
+    assert dropin_mlp and "builtin is also 'mlp'" in dropin_mlp[0].error
+    assert "pgd" in loaded.attacks.names() and "mlp" in loaded.models.names()
+
+
+def test_a_plugin_calling_sys_exit_is_a_plugin_error(tmp_path):
+    _write(tmp_path, "quitter", "import sys\nsys.exit(0)\n")
+    loaded = plugins.load(tmp_path)
+    assert {i.name: i.error for i in loaded.errors}["quitter"] == "failed to load: SystemExit: 0"
+    assert "mlp" in loaded.models.names()
+
+
+def test_a_relative_plugin_directory_in_the_environment_is_named(tmp_path, monkeypatch, capsys):
+    (tmp_path / "plugs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(plugins.ENV_DIR, "plugs")
+    plugins.load()
+    err = capsys.readouterr().err
+    assert f"running drop-in plugin files from {tmp_path / 'plugs'}" in err
 
 
 def test_allow_and_block_lists(monkeypatch):

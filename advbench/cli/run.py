@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     execute it, render its report; exit 1 if a cell failed."""
     from advbench.engine import data, progress
     from advbench.engine import run as benchmark
-    from advbench.output import report, results
+    from advbench.output import figures, report, results
 
     registry = opt.load_plugins(args)
     models = registry.models.select(args.models)
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     try:
         opened = benchmark.open_run(store, plan, argv, fresh=args.fresh)
         run_id = opened.run_id
-        out = opt.writable_dir(args.out or Path("reports") / run_id, "--out")
+        out = opt.writable_dir(args.out or Path("reports") / figures.file_name(run_id), "--out")
         if opened.resumed:
             print(
                 f"resuming {run_id}: {opened.done} of {len(plan.cells) * len(plan.models)} cells "
@@ -129,7 +129,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Render a stored run (default: the latest), list the runs, or compare two."""
-    from advbench.output import report, results
+    from advbench.output import figures, report, results
 
     db = Path(args.db or results.default_db())
     if not db.is_file():
@@ -154,7 +154,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(report.compare(a, b, args.format))
             return 0
         run_id = store.resolve_run(args.run)
-        out = args.out or Path("reports") / run_id
+        out = args.out or Path("reports") / figures.file_name(run_id)
         rendered = report.render(store, run_id, out, args.format, pictures=not args.no_figures)
     finally:
         store.close()

@@ -142,6 +142,15 @@ def _candidates(plugins_dir: str | os.PathLike[str] | None):
         folder = Path(directory)
         if not folder.is_dir():
             raise PluginError(f"plugin directory {str(folder)!r} does not exist")
+        if not plugins_dir and not folder.is_absolute():
+            # Drop-in files run as code: a relative directory in the environment depends on
+            # where the command is started, so say which one it is.
+            print(
+                f"advbench: note: {ENV_DIR}={directory} is relative: running drop-in plugin "
+                f"files from {folder.resolve()}",
+                file=sys.stderr,
+            )
+        folder = folder.resolve()
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):
                 continue
@@ -159,13 +168,17 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
     for name, source, version, loader in _candidates(plugins_dir):
         if (allow is not None and name not in allow) or (block and name in block):
             continue
-        if name in info:
-            raise PluginError(f"two plugins are called {name!r}: {info[name].source} and {source}")
+        if name in info:  # the first keeps the name; the second is reported, not loaded
+            key = f"{name} ({source})"
+            info[key] = PluginInfo(
+                name, source, version, error=f"not loaded: {info[name].source} is also {name!r}"
+            )
+            continue
         entry = info[name] = PluginInfo(name, source, version)
         try:
             module = loader()
             pm.register(module, name=name)
-        except Exception as exc:  # isolation: report and go on
+        except (Exception, SystemExit) as exc:  # isolation: sys.exit in a plugin included
             entry.error = f"failed to load: {type(exc).__name__}: {exc}"
             continue
         for hook, table, names in (
@@ -180,20 +193,19 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
                     continue
 
                 def register(obj, _table=table, _names=names, _plugin=name, _entry=entry) -> None:
-                    # A malformed object is left out and reported like a broken plugin; the
-                    # plugin's other objects still register. A duplicate name aborts the load.
-                    wrong = _table.refusal(obj)
-                    if wrong:
-                        _entry.error = "; ".join(e for e in (_entry.error, wrong) if e)
+                    # A malformed object, or a name another plugin registered first, is left
+                    # out and reported like a broken plugin; the plugin's other objects and
+                    # every other plugin still register.
+                    try:
+                        _table.add(obj, _plugin)
+                    except PluginError as exc:
+                        _entry.error = "; ".join(e for e in (_entry.error, str(exc)) if e)
                         return
-                    _table.add(obj, _plugin)
                     _names.append(obj.name)
 
                 try:
                     impl.function(**{a: register for a in impl.argnames})
-                except PluginError:
-                    raise
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     entry.error = f"hook {hook.name} raised {type(exc).__name__}: {exc}"
     pm.check_pending()
     return Plugins(pm, models, attacks, info)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,13 @@ def step_budget(cell: Cell) -> int:
     return max(int(cell.params.get("iterations", 1)), seen or 0, 1)
 
 
+def file_name(text: str) -> str:
+    """`text` as one plain file name: a model or attack name read from a database (which may
+    have been crafted) never becomes a path (`../`), only letters, digits, '.', '_' and '-'."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    return "_" + name if name.startswith(".") else name
+
+
 def render_all(cells: list[Cell], records: dict[int, Records], out: Path) -> list[str]:
     """Every picture of a run from its stored cells and their records (keyed by cell id);
     returns the file names written."""
@@ -115,7 +123,7 @@ def render_all(cells: list[Cell], records: dict[int, Records], out: Path) -> lis
             }
             for i in rows
         ]
-        name = f"{c.model}-{pos:02d}-{c.attack}.png"
+        name = file_name(f"{c.model}-{pos:02d}-{c.attack}.png")
         adversarial_grid(c.originals, c.examples, meta, out / name, f"{c.model} × {c.key}")
         names.append(name)
     names += _cdf_and_curves(cells, records, out)
