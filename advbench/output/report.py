@@ -15,6 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from advbench.output import checks
 from advbench.output.records import CSV_HEADER, Cell, Records, StoredRun, columns_of
 
 FORMATS = {"markdown": "github", "github": "github", "latex": "latex", "plain": "plain"}
@@ -144,6 +145,7 @@ def markdown(run: StoredRun, fmt: str, figures: list[str]) -> str:
         "happened (the tutorial prints this minus one). L2/L∞: over successful images.",
         "",
     ]
+    lines += ["## Checks", "", *checks.report_lines(run), ""]
     sweeps = robust_accuracy_rows(run.cells)
     if sweeps:
         lines += [
@@ -212,6 +214,17 @@ def write_csv(path: Path, records: Iterable[tuple[Cell, Records]]) -> None:
     os.replace(tmp, path)
 
 
+def results_json(run: StoredRun) -> dict[str, Any]:
+    """results.json: the stored run, each done cell with every check that applies to it (the
+    model's, its own, and the comparison with the run's other cells)."""
+    out = run.to_json()
+    found = checks.run_checks(run)
+    for cell, data in zip(run.cells, out["cells"], strict=True):
+        if (cell.model, cell.key) in found:
+            data["checks"] = [c.to_dict() for c in found[(cell.model, cell.key)]]
+    return out
+
+
 def render(
     store: Any, run_id: str, out: Path, fmt: str = "markdown", pictures: bool = True
 ) -> StoredRun:
@@ -220,7 +233,7 @@ def render(
 
     out.mkdir(parents=True, exist_ok=True)
     run = store.load_run(run_id)
-    _write_atomic(out / "results.json", json.dumps(run.to_json(), indent=2) + "\n")
+    _write_atomic(out / "results.json", json.dumps(results_json(run), indent=2) + "\n")
     records = {c.id: store.records(c.id) for c in run.cells if c.done}
     write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
     names = figures.render_all(run.cells, records, out) if pictures else []
