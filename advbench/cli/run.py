@@ -45,6 +45,11 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         help="start a new run even if this exact run is stored (default: resume)",
     )
     run.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
+    run.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="skip the indicators of attack failure (report.md, Checks)",
+    )
     opt.progress_option(run, "progress bars (default: when stderr is a terminal)")
     opt.common(run)
 
@@ -94,6 +99,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.limit,
         args.batch_size,
         args.mnist_dir,
+        checks=not args.no_checks,
     )
     data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
     if args.out is not None:

@@ -49,6 +49,7 @@ class Plan:
     limit: int | None
     batch_size: int | None  # None: each model's hints.attack_batch_size
     data_dir: str | None = None
+    checks: bool = True  # measure the indicators of attack failure (advbench.engine.checks)
 
 
 def expand(attack: Attack, overrides: Mapping[str, str] | None) -> list[CellSpec]:
@@ -77,6 +78,7 @@ def plan(
     limit: int | None,
     batch_size: int | None,
     data_dir: str | None,
+    checks: bool = True,
 ) -> Plan:
     """Validate every model configuration and attack parameter set of a run."""
     resolved = []
@@ -88,7 +90,7 @@ def plan(
             (m, m.config(overrides), m.default_seed if model_seed is None else model_seed)
         )
     cells = [c for a in attacks for c in expand(a, sets.get(a.name))]
-    return Plan(resolved, cells, seed, limit, batch_size, data_dir)
+    return Plan(resolved, cells, seed, limit, batch_size, data_dir, checks)
 
 
 def describe(p: Plan) -> dict[str, Any]:
@@ -181,7 +183,7 @@ def execute(
     A cell whose attack raises or returns NaN/out-of-range images is stored as failed with the
     reason, and the run goes on; failed cells are tried again when the run is resumed.
     """
-    from advbench.engine import data, graph, runner, zoo
+    from advbench.engine import checks, data, graph, runner, zoo
     from advbench.engine.progress import training_task
     from advbench.output import metrics
 
@@ -213,6 +215,7 @@ def execute(
                     "seed": model_seed,
                     "config": config,
                     "checkpoint": str(loaded.folder),
+                    **({"checks": checks.model_info(loaded, images, labels)} if p.checks else {}),
                 },
             )
             for spec in todo:
@@ -237,6 +240,7 @@ def execute(
                 records = None
                 try:
                     cell.max_iterations = step_budget(spec)
+                    before = checks.mark(loaded.graph) if p.checks else None
                     records, seconds = runner.run_attack(
                         loaded,
                         runner.AttackSpec(spec.attack, spec.params, cell.seed),
@@ -252,6 +256,11 @@ def execute(
                         spec.attack.is_targeted(spec.params),
                         None if budget is None else Budget(*budget),
                     )
+                    if p.checks:
+                        cell.summary = checks.with_cell_checks(
+                            cell.summary, loaded, spec.attack, spec.params, cell.seed,
+                            images[records.index], records, before,
+                        )  # fmt: skip
                     cell.status = "done"
                     shown = np.flatnonzero(records.flipped)[:8]  # the first successes
                     cell.examples = records.adversarial[shown]

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from advbench.output.checks import Check
+
 
 @dataclass
 class Records:
@@ -157,15 +159,24 @@ class Summary:
     images_per_second: float | None
     targeted: Targeted | None = None
     budget: Budget | None = None
+    #: The cell's own indicators of attack failure (advbench.output.checks), as measured.
+    checks: tuple[Check, ...] = ()
+    #: Did the attack's graph differentiate the model (None: not recorded)?
+    uses_gradients: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: the common metrics, then the targeted ones, then the budget (the
         order results.json has always had; absent groups are absent, not null)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("targeted", "budget")}
+        late = ("targeted", "budget", "checks", "uses_gradients")
+        out = {k: v for k, v in asdict(self).items() if k not in late}
         if self.targeted is not None:
             out.update(asdict(self.targeted))
         if self.budget is not None:
             out["budget"] = asdict(self.budget)
+        if self.uses_gradients is not None:
+            out["uses_gradients"] = self.uses_gradients
+        if self.checks:
+            out["checks"] = [c.to_dict() for c in self.checks]
         return out
 
     @classmethod
@@ -196,6 +207,8 @@ class Summary:
             images_per_second=d.get("images_per_second"),
             targeted=targeted,
             budget=budget,
+            checks=tuple(Check.from_dict(c) for c in d.get("checks", ())),
+            uses_gradients=d.get("uses_gradients"),
         )
 
 

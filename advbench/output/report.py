@@ -15,6 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from advbench.output import checks
 from advbench.output.records import CSV_HEADER, Cell, Records, StoredRun, columns_of
 from advbench.output.worst_case import WorstCase, not_counted, worst_cases
 
@@ -241,6 +242,7 @@ def markdown(
     ]
     if worst:
         lines += _worst_case_section(run, worst, tablefmt)
+    lines += ["## Checks", "", *checks.report_lines(run), ""]
     sweeps = robust_accuracy_rows(run.cells)
     if sweeps:
         lines += [
@@ -309,6 +311,17 @@ def write_csv(path: Path, records: Iterable[tuple[Cell, Records]]) -> None:
     os.replace(tmp, path)
 
 
+def results_json(run: StoredRun) -> dict[str, Any]:
+    """results.json: the stored run, each done cell with every check that applies to it (the
+    model's, its own, and the comparison with the run's other cells)."""
+    out = run.to_json()
+    found = checks.run_checks(run)
+    for cell, data in zip(run.cells, out["cells"], strict=True):
+        if (cell.model, cell.key) in found:
+            data["checks"] = [c.to_dict() for c in found[(cell.model, cell.key)]]
+    return out
+
+
 def render(
     store: Any, run_id: str, out: Path, fmt: str = "markdown", pictures: bool = True
 ) -> StoredRun:
@@ -320,7 +333,7 @@ def render(
     run = store.load_run(run_id)
     records = {c.id: store.records(c.id) for c in run.cells if c.done}
     worst = worst_cases(run, records)
-    doc = {**run.to_json(), "worst_case": [g.to_dict() for g in worst]}
+    doc = {**results_json(run), "worst_case": [g.to_dict() for g in worst]}
     _write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
     write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
     names = figures.render_all(run.cells, records, out) if pictures else []
