@@ -94,6 +94,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.limit,
         args.batch_size,
         args.mnist_dir,
+        resolve=registry.attacks.get,
     )
     data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
     store = results.Store(args.db or results.default_db())
