@@ -10,7 +10,14 @@ The package is importable without TensorFlow being loaded: only the engine modul
 (`graph`, `zoo`, `runner`) import it, lazily, so `advbench --help` answers fast.
 """
 
-from advbench.contract.attack import CLIP_PARAMS, SEED_PARAM, Attack, clip, target_param
+from advbench.contract.attack import (
+    CLIP_PARAMS,
+    SEED_PARAM,
+    Attack,
+    Component,
+    clip,
+    target_param,
+)
 from advbench.contract.hookspecs import hookimpl
 from advbench.contract.lazy_tf import tf
 from advbench.contract.losses import (
@@ -37,6 +44,7 @@ __all__ = [
     "Attack",
     "BatchInputs",
     "BatchOutputs",
+    "Component",
     "EngineHints",
     "Fitted",
     "Model",

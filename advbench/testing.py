@@ -92,6 +92,7 @@ def check_attack(
     images: np.ndarray,
     labels: np.ndarray,
     seed: int = 0,
+    resolve: Callable[[str], Any] | None = None,
 ) -> Any:
     """The attack contract, on `loaded` (a restored model) and test-set `images`/`labels`:
 
@@ -102,15 +103,30 @@ def check_attack(
       prediction, which is the target (targeted) or not the true label (untargeted);
     - the same seed gives the same images and iteration counts.
 
-    Returns the records of the run for further, attack-specific assertions.
+    An ensemble (`Attack.components`) runs whole, its components found by `resolve` (default:
+    the loaded plugins' attacks). Returns the records of the run for further, attack-specific
+    assertions.
     """
     from advbench.engine import runner
 
     spec = runner.AttackSpec(attack, attack.config(overrides), seed)
     params = spec.params
     sample = runner.Sample.of(loaded, images, labels)
-    graph = runner.build_attack_graph(loaded, spec)
-    rec, _ = runner.run_attack(loaded, spec, sample, graph=graph)
+    if attack.components(params) is not None:
+        from advbench.engine import ensemble
+        from advbench.host import plugins
+
+        find = resolve or plugins.load().attacks.get
+
+        def run() -> Any:
+            return ensemble.run_in_memory(loaded, attack, params, sample, find, seed)
+    else:
+        graph = runner.build_attack_graph(loaded, spec)
+
+        def run() -> Any:
+            return runner.run_attack(loaded, spec, sample, graph=graph)[0]
+
+    rec = run()
     adv = rec.adversarial
     lo, hi = params.get("clip_min", 0.0), params.get("clip_max", 1.0)
     assert np.all(np.isfinite(adv)), "NaN or infinite pixels"
@@ -135,7 +151,7 @@ def check_attack(
             assert np.all(again == rec.target[rec.flipped]), "a success missed its target"
         else:
             assert np.all(again != rec.label[rec.flipped]), "a success kept the true label"
-    rec2, _ = runner.run_attack(loaded, spec, sample, graph=graph)
+    rec2 = run()
     assert np.array_equal(rec.adversarial, rec2.adversarial), "same seed, different images"
     assert np.array_equal(rec.iterations, rec2.iterations), "same seed, different iterations"
     return rec

@@ -19,6 +19,13 @@ target's cross-entropy, `dlr` ascends the targeted DLR (`advbench.targeted_dlr_l
 APGD-T of AutoAttack); success is the prediction reaching the target. Both losses are accepted
 with or without a target, as in the reference code.
 
+`target_rank` k ≥ 1 is AutoAttack's APGD-T: the target of each image is the k-th runner-up of
+its *clean* logits (sorted descending, computed in-graph from the originals when the loop
+starts), the loss is the targeted one (targeted DLR with `loss=dlr`), and success is any
+misclassification, not reaching the target — the attack is untargeted in what it reports (one
+row per image), targeted only in the direction it pushes. AutoAttack's `autoattack` runs it for
+k = 1..9, each rank only on the images still robust.
+
 The best adversarial point on the whole path is kept. The reference keeps the last
 misclassified iterate aside while it goes on maximising the loss; here the engine's driver
 scores every iterate before the next step and stops each image at its first success, so a
@@ -55,6 +62,7 @@ from advbench import (
     Attack,
     Network,
     Param,
+    ParamError,
     StepInputs,
     ThreatModel,
     dlr_loss,
@@ -125,9 +133,26 @@ class APGD(Attack):
             "restarts", 1, "runs from fresh random starts for images still robust", int, minimum=1
         ),
         target_param(),
+        Param(
+            "target_rank",
+            0,
+            "0: off; k >= 1: push towards the k-th runner-up of the clean logits (APGD-T), "
+            "success = any misclassification",
+            int,
+            minimum=0,
+            maximum=9,
+        ),
         *CLIP_PARAMS,
         SEED_PARAM,
     )
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """A target class and a target rank are two answers to one question."""
+        if params["target_rank"] and params["target"] != "none":
+            raise ParamError(
+                f"apgd.target_rank={params['target_rank']} and apgd.target={params['target']}"
+                " both choose the target: set one of them"
+            )
 
     def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
         return ThreatModel.bounded("linf" if params["norm"] == "inf" else "l2", params["eps"])
@@ -146,19 +171,27 @@ class APGD(Attack):
         t = tf()
         image, row = t.zeros_like(s.x), t.zeros_like(s.x[:, 0])
         # x_prev, eta, best_loss, x_best, grad_best, prev_loss, increases, reduced, best_at_check
-        return (image, row, row, image, image, row, row, t.cast(row, t.bool), row)
+        state = (image, row, row, image, image, row, row, t.cast(row, t.bool), row)
+        rank = int(params["target_rank"])
+        if rank:
+            # APGD-T's target: the rank-th runner-up of the clean logits, fixed for the run
+            ranked = t.argsort(net.logits(s.x0), axis=1, direction="DESCENDING", stable=True)
+            state += (t.cast(ranked[:, rank], t.int64),)
+        return state
 
     def objective(self, logits, s: StepInputs, params: Mapping[str, Any]):
         """The per-image loss the attack ascends, [k]."""
         t = tf()
-        targeted = self.is_targeted(params)
+        ranked = bool(params["target_rank"])
+        targeted = ranked or self.is_targeted(params)
+        targets = s.state[-1] if ranked else s.targets  # target_rank: the class in the state
         if params["loss"] == "dlr":
             return (
-                targeted_dlr_loss(logits, s.labels, s.targets)
+                targeted_dlr_loss(logits, s.labels, targets)
                 if targeted
                 else dlr_loss(logits, s.labels)
             )
-        classes = s.targets if targeted else s.labels
+        classes = targets if targeted else s.labels
         ce = t.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
         return -ce if targeted else ce
 
@@ -169,7 +202,7 @@ class APGD(Attack):
         j = s.iteration % (n_iter + 1) if restarts else s.iteration  # step within this run
         loss = self.objective(net.logits(s.x), s, params)
         (grad,) = t.gradients(t.reduce_sum(loss), [s.x])
-        x_prev, eta, best_loss, x_best, g_best, prev_loss, ups, reduced, best_at_check = s.state
+        x_prev, eta, best_loss, x_best, g_best, prev_loss, ups, reduced, best_at_check = s.state[:9]
 
         # The first step of a run (re)initialises the state from its start point.
         first = t.equal(j, 0)
@@ -207,7 +240,7 @@ class APGD(Attack):
                 lambda: x_next,
             )
         state = (x_from, eta, best_loss, x_best, g_best, loss, ups, reduced, best_at_check)
-        return x_next, state
+        return x_next, state + s.state[9:]  # target_rank's target rides along unchanged
 
 
 @hookimpl

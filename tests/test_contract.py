@@ -43,6 +43,8 @@ ATTACKS = [
     ("apgd", {}, 0.99),
     ("apgd", {"norm": "2", "eps": "2.0", "loss": "dlr", "iterations": "30"}, 0.9),
     ("apgd", {"target": "all", "loss": "dlr", "iterations": "20"}, 0.8),
+    ("apgd", {"loss": "dlr", "target_rank": "2", "iterations": "30"}, 0.9),
+    ("autoattack", {"version": "fast", "n_target_classes": "2", "eps": "0.05"}, 0.8),
     ("deepfool", {}, 0.99),
     ("cw-l2", {"binary_steps": "3", "iterations": "60"}, 0.9),
     ("cw-l2", {"target": "5", "binary_steps": "3", "iterations": "60"}, 0.8),
@@ -118,7 +120,9 @@ def checked(registry, mlp_loaded, sample) -> Callable[[str, Mapping[str, str]], 
         key = _key(name, overrides)
         if key not in done:
             attack = registry.attacks.get(name)
-            done[key] = testing.check_attack(mlp_loaded, attack, overrides, images[:N], labels[:N])
+            done[key] = testing.check_attack(
+                mlp_loaded, attack, overrides, images[:N], labels[:N], resolve=registry.attacks.get
+            )
         return done[key]
 
     return get

@@ -106,9 +106,10 @@ def test_one_column_mapping_round_trips_sql_records_csv(tmp_path):
     with (tmp_path / "records.csv").open() as fh:
         rows = list(csv.reader(fh))
     assert tuple(rows[0]) == CSV_HEADER
-    first = "mlp,pgd(eps=0.1),0,7,-1,7,3,True,True,7,1.5,0.1,0.875"
+    first = "mlp,pgd(eps=0.1),0,7,-1,7,3,True,True,7,1.5,0.1,0.875,"  # component: none
     assert rows[1] == first.split(",")
-    assert rows[3][-1] == "" and rows[3][CSV_HEADER.index("flipped")] == "False"
+    assert rows[3][CSV_HEADER.index("confidence")] == ""
+    assert rows[3][CSV_HEADER.index("flipped")] == "False"
 
 
 def test_an_old_schema_database_opens_resumes_and_renders(tmp_path):

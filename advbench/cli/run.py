@@ -100,6 +100,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.batch_size,
         args.mnist_dir,
         checks=not args.no_checks,
+        resolve=registry.attacks.get,
     )
     data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
     if args.out is not None:

@@ -11,7 +11,7 @@ one graph.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from advbench.contract.lazy_tf import tf
 from advbench.contract.model import Network
@@ -43,6 +43,15 @@ def target_param(default: str = "none", allow_none: bool = True) -> Param:
         str,
         choices=choices,
     )
+
+
+class Component(NamedTuple):
+    """One attack of an ensemble: its label in the ensemble's cell keys (`apgd-ce`), the
+    registered attack that runs it and that attack's parameter overrides (text, as `--set`)."""
+
+    label: str
+    attack: str
+    overrides: dict[str, str]
 
 
 class Attack:
@@ -127,6 +136,15 @@ class Attack:
         """(next images, next state); stateless attacks only write `step`."""
         return self.step(net, s, params), s.state
 
+    def components(self, params: Mapping[str, Any]) -> list[Component] | None:
+        """An ensemble's attacks, in the order they run (None: this is a single attack).
+
+        The engine runs each component as a cell of its own, only on the images the earlier
+        components left robust, then combines them into this attack's cell: per image, the
+        first component that broke it (`advbench.engine.ensemble`). An ensemble has no step
+        loop of its own."""
+        return None
+
     def max_images(self, params: Mapping[str, Any]) -> int | None:
         """Attack only the first N images of the run (None: all of them)."""
         return None
@@ -151,12 +169,15 @@ def loop_problem(attack: Attack) -> str | None:
     """Why the engine could not bound `attack`'s step loop, or None.
 
     A step-loop attack needs a most-steps count: an `iterations` parameter (the default
-    `iterations()` reads it) or its own `iterations()`. An attack that overrides `build` runs
-    no step loop. Checked when the attack is registered, not when its graph is first built.
+    `iterations()` reads it) or its own `iterations()`. An attack that overrides `build` or
+    `components` (an ensemble) runs no step loop. Checked when the attack is registered, not
+    when its graph is first built.
     """
     cls = type(attack)
     if cls.build is not Attack.build or cls.iterations is not Attack.iterations:
         return None
+    if cls.components is not Attack.components:
+        return None  # an ensemble: its components run the loops
     if any(p.name == "iterations" for p in attack.params):
         return None
     return (

@@ -28,11 +28,17 @@ class CellSpec:
     attack: Attack
     params: dict[str, Any]
     varied: dict[str, Any]  # parameters that differ from the attack's defaults
+    name: str | None = None  # an ensemble component's key, autoattack/apgd-ce
+    after: tuple[str, ...] | None = None  # a component: the earlier components' keys
+    components: tuple[str, ...] = ()  # an ensemble: its components' keys, in order
 
     @property
     def key(self) -> str:
         """The cell's display key: the attack, with the parameters that differ from its
-        defaults, e.g. `pgd(eps=0.1)` (unique within a run)."""
+        defaults, e.g. `pgd(eps=0.1)` (unique within a run); an ensemble's component is
+        `ENSEMBLE/LABEL`."""
+        if self.name is not None:
+            return self.name
         if not self.varied:
             return self.attack.name
         inner = ",".join(f"{k}={v}" for k, v in self.varied.items())
@@ -79,8 +85,14 @@ def plan(
     batch_size: int | None,
     data_dir: str | None,
     checks: bool = True,
+    resolve: Callable[[str], Attack] | None = None,
 ) -> Plan:
-    """Validate every model configuration and attack parameter set of a run."""
+    """Validate every model configuration and attack parameter set of a run.
+
+    `resolve` finds an ensemble's component attacks by name (the registry's `attacks.get`);
+    each ensemble cell becomes its component cells followed by itself (`engine.ensemble`)."""
+    from advbench.engine import ensemble
+
     resolved = []
     for m in models:
         overrides = dict(sets.get(m.name, {}))
@@ -89,7 +101,12 @@ def plan(
         resolved.append(
             (m, m.config(overrides), m.default_seed if model_seed is None else model_seed)
         )
-    cells = [c for a in attacks for c in expand(a, sets.get(a.name))]
+    cells = [
+        part
+        for a in attacks
+        for c in expand(a, sets.get(a.name))
+        for part in ensemble.expand(c, resolve)
+    ]
     return Plan(resolved, cells, seed, limit, batch_size, data_dir, checks)
 
 
@@ -181,9 +198,12 @@ def execute(
     """Run every cell of the plan not yet done in `run_id`, storing each as it finishes.
 
     A cell whose attack raises or returns NaN/out-of-range images is stored as failed with the
-    reason, and the run goes on; failed cells are tried again when the run is resumed.
+    reason, and the run goes on; failed cells are tried again when the run is resumed. An
+    ensemble's component attacks only the images its earlier components left robust, and the
+    ensemble's cell combines them (`advbench.engine.ensemble`); after a failed component, the
+    later ones and the ensemble fail too (they would not know what is left) and run on resume.
     """
-    from advbench.engine import checks, data, graph, runner, zoo
+    from advbench.engine import checks, data, ensemble, graph, runner, zoo
     from advbench.engine.progress import training_task
     from advbench.output import metrics
 
@@ -237,34 +257,49 @@ def execute(
                     def progress(k, total, task=task):
                         bars.update(task, completed=k, total=total)
 
-                records = None
+                records = combined = None
                 try:
                     cell.max_iterations = step_budget(spec)
                     before = checks.mark(loaded.graph) if p.checks else None
-                    records, seconds = runner.run_attack(
-                        loaded,
-                        runner.AttackSpec(spec.attack, spec.params, cell.seed),
-                        sample,
-                        batch_size=p.batch_size or model.hints.attack_batch_size,
-                        on_progress=progress,
-                    )
+                    if spec.components:  # an ensemble: its stored components, combined
+                        combined = ensemble.combine(store, run_id, model.name, spec, sample)
+                        records, seconds = combined.records, combined.seconds
+                        cell.max_iterations = combined.max_iterations
+                    else:
+                        records, seconds = runner.run_attack(
+                            loaded,
+                            runner.AttackSpec(spec.attack, spec.params, cell.seed),
+                            sample,
+                            batch_size=p.batch_size or model.hints.attack_batch_size,
+                            on_progress=progress,
+                            only=None
+                            if spec.after is None
+                            else ensemble.standing(store, run_id, model.name, spec, sample),
+                        )
                     check_records(spec, records)
-                    budget = spec.attack.threat_model(spec.params).budget
+                    # a component's accuracy is conditional on the earlier components (it left
+                    # their images alone): not a robust accuracy, so reported at no budget
+                    budget = None
+                    if spec.after is None:
+                        budget = spec.attack.threat_model(spec.params).budget
                     cell.summary = metrics.summarize(
                         records,
                         seconds,
                         spec.attack.is_targeted(spec.params),
                         None if budget is None else Budget(*budget),
                     )
-                    if p.checks:
+                    if p.checks and not spec.components:  # an ensemble: its components' checks
                         cell.summary = checks.with_cell_checks(
                             cell.summary, loaded, spec.attack, spec.params, cell.seed,
                             images[records.index], records, before,
                         )  # fmt: skip
                     cell.status = "done"
-                    shown = np.flatnonzero(records.flipped)[:8]  # the first successes
-                    cell.examples = records.adversarial[shown]
-                    cell.originals = images[records.index[shown]]
+                    if combined is not None:
+                        cell.examples, cell.originals = combined.examples, combined.originals
+                    else:
+                        shown = np.flatnonzero(records.flipped)[:8]  # the first successes
+                        cell.examples = records.adversarial[shown]
+                        cell.originals = images[records.index[shown]]
                 except Exception as exc:  # isolation: one broken cell never stops the run
                     cell.status, cell.error = "failed", f"{type(exc).__name__}: {exc}"
                     cell.summary = cell.examples = cell.originals = records = None

@@ -198,16 +198,22 @@ def run_attack(
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int, int], None] | None = None,
     graph: AttackGraph | None = None,
+    only: np.ndarray | None = None,
 ) -> tuple[Records, float]:
     """Attack every planned row; return per-row records and the wall seconds of the attack.
 
     `graph` reuses an attack graph built by `build_attack_graph` with the same spec (timing
-    loops and repeated runs should not grow the TensorFlow graph).
+    loops and repeated runs should not grow the TensorFlow graph). `only` (bool per image of
+    `sample`) leaves the rows of the other images unattacked: an ensemble's later components
+    run only on the images the earlier ones left robust.
     """
     graph = graph or build_attack_graph(loaded, spec)
     images, labels, indices = sample.images, sample.labels, sample.indices
     clean_pred = sample.clean_pred
     pos, target, attacked = plan_rows(spec.attack, spec.params, labels, clean_pred)
+    if only is not None:
+        attacked = attacked & only[pos]
+        target = np.where(attacked, target, -1)
     rows = len(pos)
     adversarial = images[pos].copy()
     adv_pred = clean_pred[pos].copy()

@@ -34,6 +34,13 @@ class Records:
     linf: np.ndarray  # ‖x_adv − x‖∞
     confidence: np.ndarray  # probability of the target (targeted) or of adv_pred; NaN unattacked
     adversarial: np.ndarray = field(repr=False)  # float32 [rows, 784] final images
+    # An ensemble's cell: the position of the component that broke the image (-1: none, NULL
+    # in the database); iterations are then steps within that component. -1 for other attacks.
+    component: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.component is None:
+            self.component = np.full(len(self.index), -1, np.int64)
 
     @property
     def flipped(self) -> np.ndarray:
@@ -50,6 +57,7 @@ class Column:
     sql_type: str  # its declaration
     dtype: Any  # numpy dtype of the array read back
     derived: bool = False  # a `Records` property: stored for readers of the table, not read back
+    null: Any = None  # the in-memory value that NULL stands for (None: NaN, float columns)
 
     @property
     def nullable(self) -> bool:
@@ -61,12 +69,16 @@ class Column:
         if self.dtype is bool:
             return np.asarray(array, bool).tolist()
         values = np.asarray(array).tolist()
+        if self.nullable and self.null is not None:
+            return [None if v == self.null else v for v in values]
         if self.nullable:
             return [None if v != v else v for v in values]  # v != v: NaN
         return values
 
     def read(self, values: list[Any]) -> np.ndarray:
-        """The array of one column read from the database (NULL becomes NaN)."""
+        """The array of one column read from the database (NULL becomes NaN, or `null`)."""
+        if self.null is not None:
+            values = [self.null if v is None else v for v in values]
         return np.array(values, dtype=self.dtype)
 
 
@@ -83,6 +95,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("l2", "l2", "REAL NOT NULL", np.float64),
     Column("linf", "linf", "REAL NOT NULL", np.float64),
     Column("confidence", "confidence", "REAL", np.float64),
+    Column("component", "component", "INTEGER", np.int64, null=-1),
 )
 CSV_HEADER = ("model", "attack", *(c.name for c in COLUMNS))
 SQL_COLUMNS = ", ".join(c.sql for c in COLUMNS)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from advbench.output import checks
+from advbench.output import checks, ensemble
 from advbench.output.records import CSV_HEADER, Cell, Records, StoredRun, columns_of
 from advbench.output.worst_case import WorstCase, not_counted, worst_cases
 
@@ -198,8 +198,28 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _ensemble_section(groups: list[ensemble.Ensemble], tablefmt: str) -> list[str]:
+    """report.md's "Ensembles" section: each component's contribution."""
+    return [
+        "## Ensembles",
+        "",
+        tabulate(ensemble.rows(groups), headers=ensemble.HEADERS, tablefmt=tablefmt),
+        "",
+        "Each component attacks only the images the ones above it left robust (attacked); broke:",
+        "the images it broke; robust acc after: the ensemble's robust accuracy once it has run",
+        "(the last row is the ensemble's figure). A component's own adv acc in the table above",
+        "counts the images it did not attack as correct: it is not a robust accuracy.",
+        "Image-iterations: steps spent (iterations-to-flip, or the step budget where none).",
+        "",
+    ]
+
+
 def markdown(
-    run: StoredRun, fmt: str, figures: list[str], worst: list[WorstCase] | None = None
+    run: StoredRun,
+    fmt: str,
+    figures: list[str],
+    worst: list[WorstCase] | None = None,
+    ensembles: list[ensemble.Ensemble] | None = None,
 ) -> str:
     """report.md: settings, models, cells, worst cases, budgets, targeted results, parameters,
     pictures."""
@@ -242,6 +262,8 @@ def markdown(
     ]
     if worst:
         lines += _worst_case_section(run, worst, tablefmt)
+    if ensembles:
+        lines += _ensemble_section(ensembles, tablefmt)
     lines += ["## Checks", "", *checks.report_lines(run), ""]
     sweeps = robust_accuracy_rows(run.cells)
     if sweeps:
@@ -333,11 +355,16 @@ def render(
     run = store.load_run(run_id)
     records = {c.id: store.records(c.id) for c in run.cells if c.done}
     worst = worst_cases(run, records)
-    doc = {**results_json(run), "worst_case": [g.to_dict() for g in worst]}
+    groups = ensemble.ensembles(run, records)
+    doc = {
+        **results_json(run),
+        "worst_case": [g.to_dict() for g in worst],
+        "ensembles": [g.to_dict() for g in groups],
+    }
     _write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
     write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
     names = figures.render_all(run.cells, records, out) if pictures else []
-    _write_atomic(out / "report.md", markdown(run, fmt, names, worst))
+    _write_atomic(out / "report.md", markdown(run, fmt, names, worst, groups))
     return run
 
 

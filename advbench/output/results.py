@@ -46,7 +46,7 @@ def default_db() -> Path:
     return Path(env) if env else DEFAULT_DB
 
 
-SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the schema before versions were recorded
+SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the schema before versions were recorded
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -104,7 +104,13 @@ def _migrate_0_to_1(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE runs DROP COLUMN n")
 
 
-MIGRATIONS = {0: _migrate_0_to_1}  # from version k to k + 1
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Records gain `component`: which component of an ensemble broke the image (NULL: none,
+    and every row of a single attack)."""
+    db.execute("ALTER TABLE records ADD COLUMN component INTEGER")
+
+
+MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2}  # from version k to k + 1
 
 
 def run_key(plan_description: dict[str, Any]) -> str:

@@ -1,0 +1,158 @@
+"""`autoattack`: AutoAttack (Croce & Hein, ICML 2020), the ensemble as one attack.
+
+Robust accuracy at a budget is the share of images that survive *every* attack; AutoAttack's
+ensemble of parameter-free attacks is the field's standard for it. This plugin only says which
+attacks make it up and with what settings (`components`); the engine runs them in order, each
+only on the images the earlier ones left robust, stores each as a cell of its own
+(`autoattack/apgd-ce`, `autoattack/apgd-t(target_rank=3)`, ...) and combines them into this
+cell: per image, which component broke it and at which step (`advbench.engine.ensemble`).
+
+Versions (AutoAttack's defaults for each component):
+
+- `standard`: APGD-CE (100 steps, 1 restart), APGD-T (targeted DLR, 100 steps, on each of the
+  `n_target_classes` runner-up classes of the clean logits in turn), FAB-T (on the same
+  runner-ups) and Square (5,000 queries, p_init 0.8). Needs the `fab` attack; without it the
+  run stops before any work, naming what is missing — a standard evaluation that silently
+  skipped a component would not be AutoAttack's number.
+- `fast`: APGD-CE and APGD-T only (AutoAttack's own "fast" subset, its white-box part).
+- `custom`: `components`, some of apgd-ce, apgd-t, fab-t and square joined by `+`
+  (`apgd-ce+square`; a comma separates the values of a sweep), run in that order.
+
+As in the reference, APGD-T's k-th component attacks the k-th largest clean logit other than
+the first (for a correctly classified image, the k-th most likely wrong class) and succeeds on
+any misclassification. `eps` defaults to 0.3 for L∞ (advbench's MNIST budget); L2 has no such
+convention here, so `norm=2` needs `eps` set. Square is L∞ only in advbench.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from advbench import Attack, Component, Param, ParamError, ThreatModel, hookimpl
+
+KINDS = ("apgd-ce", "apgd-t", "fab-t", "square")
+VERSIONS = {
+    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+    "fast": ("apgd-ce", "apgd-t"),
+}
+LINF_EPS = 0.3
+CLASSES = 10
+ITERATIONS = 100  # APGD and FAB steps, AutoAttack's default
+SQUARE_QUERIES = 5000
+SQUARE_P_INIT = 0.8
+
+
+class AutoAttack(Attack):
+    """APGD-CE, APGD-T, FAB-T and Square, each on the images the earlier ones left robust."""
+
+    name = "autoattack"
+    description = "AutoAttack ensemble: APGD-CE, APGD-T, FAB-T, Square (standard) or fast"
+    params = (
+        Param(
+            "version",
+            "standard",
+            "standard (APGD-CE, APGD-T, FAB-T, Square), fast (APGD-CE, APGD-T) or custom",
+            str,
+            choices=("standard", "fast", "custom"),
+        ),
+        Param("norm", "inf", "threat model: inf (L∞) or 2 (L2)", str, choices=("inf", "2")),
+        Param(
+            "eps",
+            None,
+            f"radius of the threat ball (default {LINF_EPS} for L∞; L2 needs it set)",
+            float,
+            minimum=0.0,
+            min_exclusive=True,
+        ),
+        Param(
+            "n_target_classes",
+            CLASSES - 1,
+            "runner-up classes APGD-T and FAB-T aim at, one component each",
+            int,
+            minimum=1,
+        ),
+        Param(
+            "components",
+            "",
+            "custom version: some of " + "+".join(KINDS) + " joined by + (they run in that "
+            "order; a comma would make a sweep)",
+            str,
+        ),
+        Param("seed", -1, "seed of every component; -1 uses the run's --seed", int, minimum=-1),
+    )
+
+    def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The parameters, with L∞'s default budget filled in (so a cell's key and stored
+        parameters always show the eps it ran at)."""
+        values = super().config(overrides)
+        if values["eps"] is None and values["norm"] == "inf":
+            values["eps"] = LINF_EPS
+        return values
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        if params["eps"] is None and params["norm"] != "inf":
+            raise ParamError("autoattack.eps must be set for norm=2 (no default L2 budget)")
+        if params["n_target_classes"] > CLASSES - 1:
+            raise ParamError(
+                f"invalid value {params['n_target_classes']} for autoattack.n_target_classes: "
+                f"must be <= {CLASSES - 1} (classes - 1)"
+            )
+        kinds = self.kinds(params)
+        if "square" in kinds and params["norm"] != "inf":
+            raise ParamError("autoattack: square is L∞ only; use norm=inf or leave square out")
+
+    def kinds(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The component kinds this version runs, in order."""
+        listed = [k.strip() for k in params["components"].split("+") if k.strip()]
+        if params["version"] != "custom":
+            if listed:
+                raise ParamError("autoattack.components is for version=custom only")
+            return VERSIONS[params["version"]]
+        unknown = [k for k in listed if k not in KINDS]
+        if unknown or not listed:
+            raise ParamError(
+                f"invalid autoattack.components {params['components']!r}: "
+                f"choose from {', '.join(KINDS)}"
+                + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            )
+        return tuple(k for k in KINDS if k in listed)
+
+    def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
+        return ThreatModel.bounded("linf" if params["norm"] == "inf" else "l2", params["eps"])
+
+    def components(self, params: Mapping[str, Any]) -> list[Component]:
+        eps, norm = repr(float(params["eps"])), params["norm"]
+        common = {"eps": eps}
+        if params["seed"] >= 0:
+            common["seed"] = str(params["seed"])
+        apgd = {**common, "norm": norm, "iterations": str(ITERATIONS), "restarts": "1"}
+        ranks = range(1, params["n_target_classes"] + 1)
+        out: list[Component] = []
+        for kind in self.kinds(params):
+            if kind == "apgd-ce":
+                out.append(Component("apgd-ce", "apgd", {**apgd, "loss": "ce"}))
+            elif kind == "apgd-t":
+                out += [
+                    Component(
+                        f"apgd-t(target_rank={k})",
+                        "apgd",
+                        {**apgd, "loss": "dlr", "target_rank": str(k)},
+                    )
+                    for k in ranks
+                ]
+            elif kind == "fab-t":
+                fab = {**common, "norm": norm}
+                out += [
+                    Component(f"fab-t(target_rank={k})", "fab", {**fab, "target_rank": str(k)})
+                    for k in ranks
+                ]
+            else:
+                square = {"iterations": str(SQUARE_QUERIES), "p_init": str(SQUARE_P_INIT)}
+                out.append(Component("square", "square", {**common, **square}))
+        return out
+
+
+@hookimpl
+def register_attacks(register) -> None:
+    register(AutoAttack())
