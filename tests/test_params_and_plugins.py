@@ -56,6 +56,7 @@ def test_builtins_register_through_the_hooks(registry):
         "targeted",
         "fooling",
         "apgd",
+        "fab",
     ]
     assert registry.info["mlp"].source == "builtin"
     assert registry.info["ifgsm"].attacks == ["ifgsm"]

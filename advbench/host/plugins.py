@@ -47,6 +47,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.square",
     "advbench_plugins.targeted",
     "advbench_plugins.apgd",
+    "advbench_plugins.fab",
 )
 BUILTIN_NAMES = frozenset(m.removeprefix("advbench_plugins.") for m in BUILTIN_PLUGINS)
 ENTRY_POINT_GROUP = "advbench"
