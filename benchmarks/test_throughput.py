@@ -27,6 +27,8 @@ ATTACKS = [
     "targeted",
     "fooling",
     "apgd",
+    "fab",
+    "autoattack",
 ]
 # model: training steps timed (None: the model's whole definition)
 TRAIN_STEPS = {"mlp": 2000, "softmax": 500, "cnn": 50, "keras-mlp": None, "cnn-pgd": 20}

@@ -56,6 +56,7 @@ def test_builtins_register_through_the_hooks(registry):
         "targeted",
         "fooling",
         "apgd",
+        "fab",
         "autoattack",
     ]
     assert registry.info["mlp"].source == "builtin"

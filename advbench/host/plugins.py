@@ -51,6 +51,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.square",
     "advbench_plugins.targeted",
     "advbench_plugins.apgd",
+    "advbench_plugins.fab",
     "advbench_plugins.autoattack",
 )
 BUILTIN_NAMES = frozenset(m.removeprefix("advbench_plugins.") for m in BUILTIN_PLUGINS)
