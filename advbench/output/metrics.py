@@ -67,7 +67,9 @@ def summarize(
         mean_linf=_mean_or_none(records.linf[ok]),
         median_linf=_round(np.median(records.linf[ok])) if n_flipped else None,
         seconds=_round(seconds, 3),
-        images_per_second=_round(n / seconds, 1) if seconds > 0 else None,
+        # None when nothing was attacked (an ensemble component with no image left): n over a
+        # few microseconds is not a speed.
+        images_per_second=_round(n / seconds, 1) if seconds > 0 and n_attacked else None,
         targeted=goal,
         budget=budget,
     )

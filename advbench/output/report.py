@@ -57,9 +57,13 @@ def _fmt(value: Any, digits: int = 4) -> Any:
 
 
 def cell_rows(cells: Iterable[Cell]) -> list[list[Any]]:
-    """One table row per cell, in CELL_HEADERS order (failed cells say why)."""
+    """One table row per cell, in CELL_HEADERS order (failed cells say why). An ensemble's
+    components (`autoattack/apgd-ce`) are shown in its own section, not here: each attacks only
+    the images the ones before it left, so its adv acc is not a robust accuracy."""
     rows = []
     for c in cells:
+        if "/" in c.key and c.done:
+            continue
         if not c.done or c.summary is None:
             rows.append([c.model, c.key, "FAILED", c.error or "", *[""] * 11])
             continue
@@ -207,8 +211,8 @@ def _ensemble_section(groups: list[ensemble.Ensemble], tablefmt: str) -> list[st
         "",
         "Each component attacks only the images the ones above it left robust (attacked); broke:",
         "the images it broke; robust acc after: the ensemble's robust accuracy once it has run",
-        "(the last row is the ensemble's figure). A component's own adv acc in the table above",
-        "counts the images it did not attack as correct: it is not a robust accuracy.",
+        "(the last row is the ensemble's figure). Components are left out of the table above:",
+        "each attacks only the images left to it, so its own adv acc is no robust accuracy.",
         "Image-iterations: steps spent (iterations-to-flip, or the step budget where none).",
         "",
     ]
