@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := plugins/examples/advbench-example/pyproject.toml
 
-.PHONY: run test test-cpu-paths lint checkpoints clean publish bench
+.PHONY: run test test-slow test-cpu-paths lint checkpoints clean publish bench
 
 $(STAMP): pyproject.toml $(EXAMPLE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	cd plugins/examples/advbench-example && ../../../$(BIN)/python -m pytest -p no:cacheprovider --benchmark-disable
+
+# The tests marked slow (longer comparisons, the bench, the heavier table rows): CI runs them.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -p no:cacheprovider
 
 # The tests whose float rounding depends on the CPU path, on both paths whatever this CPU's
 # default: Eigen kernels (oneDNN off) and oneDNN capped at AVX2 (the widest ISA every x86-64

@@ -122,6 +122,7 @@ def test_report_and_results_give_each_components_contribution(fast):
     assert "## Ensembles" in (fast / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_run_failing_mid_ensemble_resumes_from_the_last_finished_component(
     fast, tmp_path, monkeypatch
 ):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 import importlib.util
 import json
 
 from advbench.cli import main
 
 
+@pytest.mark.slow
 def test_bench_smoke(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = [

@@ -240,19 +240,17 @@ def test_an_attack_whose_step_budget_overflows_is_refused_up_front():
         Huge().config()
 
 
-def test_another_batch_size_is_another_run(tmp_path):
+def test_another_batch_size_is_another_run(tmp_path, capsys):
     """The batch size changes float rounding, so a rerun with another one never resumes a run
     computed with the first (it would report the other batch's numbers as its own)."""
-    db = str(tmp_path / "db.sqlite")
-    args = ["run", "--models", "softmax", "--attacks", "fgsm", "--limit", "20", "--db", db]
-    args += ["--out", str(tmp_path / "out"), "--no-figures"]
-    first = _cli(*args, "--batch-size", "7")
-    assert first.returncode == 0, first.stderr
-    again = _cli(*args, "--batch-size", "7")
-    assert "resuming" in again.stderr
-    other = _cli(*args)
-    assert other.returncode == 0, other.stderr
-    assert "resuming" not in other.stderr
+    args = ["run", "--models", "softmax", "--attacks", "fgsm", "--limit", "20", "--no-figures"]
+    args += ["--db", str(tmp_path / "db.sqlite"), "--out", str(tmp_path / "out")]
+    assert main([*args, "--batch-size", "7"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--batch-size", "7"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "resuming" not in capsys.readouterr().err
 
 
 def test_a_run_id_prefix_is_text_not_a_like_pattern(tmp_path, capsys):

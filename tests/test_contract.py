@@ -134,8 +134,24 @@ def checked(registry, mlp_loaded, sample) -> Callable[[str, Mapping[str, str]], 
     return get
 
 
+# Rows that cost 10-30 s each and repeat what a quicker row of the same attack checks: run by
+# `make test-slow` (and CI), not by the default `make test`.
+SLOW = {
+    "apgd iterations=20 loss=dlr target=all",
+    "autoattack eps=0.05 n_target_classes=2 version=fast",
+    "fab iterations=50 target=5",
+    "fab iterations=30 minimal=true norm=2",
+    "fab eps=0.1 iterations=30 restarts=2 target_rank=1",
+    "cw-l2 binary_steps=3 iterations=60 target=5",
+}
+
+
 @pytest.mark.parametrize(
-    ("name", "overrides", "floor"), ATTACKS, ids=[_key(n, o) for n, o, _ in ATTACKS]
+    ("name", "overrides", "floor"),
+    [
+        pytest.param(n, o, f, id=_key(n, o), marks=[pytest.mark.slow] if _key(n, o) in SLOW else [])
+        for n, o, f in ATTACKS
+    ],
 )
 def test_attack_contract(checked, name, overrides, floor):
     records = checked(name, overrides)
@@ -163,6 +179,7 @@ def test_pgd_is_at_least_as_strong_as_fgsm(checked):
     assert np.all(pgd.flipped[fgsm.flipped])
 
 
+@pytest.mark.slow
 def test_minimal_attacks_beat_the_smallest_flipping_fgsm(registry, mlp_loaded, sample, checked):
     """DeepFool and C&W: median L2 below the L2 of the smallest FGSM step that flips the image."""
     images, labels, indices = (a[:N] for a in sample)

@@ -138,6 +138,7 @@ def test_bounded_fab_leaves_what_it_cannot_break_unchanged(registry, mlp_loaded,
     np.testing.assert_array_equal(rec.adversarial[survived], images[rec.index[survived]])
 
 
+@pytest.mark.slow
 def test_minimal_l2_beats_deepfool_and_is_near_cw(registry, mlp_loaded, sample):
     """Median minimal L2 on the mlp's first 100 images: below DeepFool's, and within 1.1× of
     C&W's with its defaults (measured over each one's successes: FAB 0.613 in 100 steps,
@@ -158,6 +159,7 @@ def test_minimal_l2_beats_deepfool_and_is_near_cw(registry, mlp_loaded, sample):
     assert np.median(linf.linf[linf.flipped]) < 0.8 * np.median(first.linf[first.flipped])
 
 
+@pytest.mark.slow
 def test_target_rank_aims_at_that_runner_up(registry, mlp_loaded, sample):
     """FAB-T with target_rank=3 ends far more often in the clean logits' third runner-up class
     than untargeted FAB does (measured on 90 images: 61 % against 10 %)."""

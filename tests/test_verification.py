@@ -132,36 +132,29 @@ def test_an_attack_beyond_its_declared_budget_fails_its_cell(tmp_path):
     assert cells["fgsm"]["status"] == "done"  # the other cell of the run is unaffected
 
 
-def _advbench(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "advbench", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ADVBENCH_HOME": str(home)},
-        timeout=600,
-    )
-
-
-def test_swapped_weights_and_an_edited_record_are_refused(tmp_path):
+def test_swapped_weights_and_an_edited_record_are_refused(registry, tmp_path, monkeypatch, capsys):
     """A checkpoint's record seals its weights and itself: weights copied in from another seed
     would be used and reported as this seed's, an edited accuracy printed as measured."""
-    home = tmp_path / "home"
-    for seed in ("1", "2"):
-        assert _advbench(home, "train", "softmax", "--seed", seed).returncode == 0
-    one, two = (next((home / "checkpoints").glob(f"softmax-s{s}-*")) for s in (1, 2))
-    ok = _advbench(home, "eval", "softmax", "--model-seed", "1", "--limit", "50")
-    assert ok.returncode == 0, ok.stderr
+    from advbench.cli import main
+    from advbench.engine import zoo
+
+    monkeypatch.setenv("ADVBENCH_HOME", str(tmp_path / "home"))
+    model = registry.models.get("softmax")
+    one, two = (zoo.train(model, model.config(), seed) for seed in (1, 2))
+    evaluate = ["eval", "softmax", "--limit", "50", "--model-seed"]
+    assert main([*evaluate, "1"]) == 0
 
     for f in two.glob("model.ckpt.*"):
         (one / f.name).write_bytes(f.read_bytes())
-    swapped = _advbench(home, "eval", "softmax", "--model-seed", "1", "--limit", "50")
-    assert swapped.returncode == 2
-    assert "its weights are not the ones its record.json describes" in swapped.stderr
-    assert swapped.stderr.count("\n") == 1
+    capsys.readouterr()
+    assert main([*evaluate, "1"]) == 2
+    err = capsys.readouterr().err
+    assert "its weights are not the ones its record.json describes" in err
+    assert err.count("\n") == 1
 
     record = json.loads((two / "record.json").read_text())
     record["test_accuracy"] = 0.99
     (two / "record.json").write_text(json.dumps(record))
-    edited = _advbench(home, "eval", "softmax", "--model-seed", "2", "--limit", "50")
-    assert edited.returncode == 2
-    assert "record.json was edited" in edited.stderr and str(two) in edited.stderr
+    assert main([*evaluate, "2"]) == 2
+    err = capsys.readouterr().err
+    assert "record.json was edited" in err and str(two) in err
