@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import importlib.util
 import json
+
+import pytest
 
 from advbench.cli import main
 
