@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -63,3 +65,23 @@ def sample(test_set):
     """A fixed slice of test images: (images, labels, indices)."""
     n = 300
     return test_set.images[:n], test_set.labels_int[:n], np.arange(n, dtype=np.int64)
+
+
+@pytest.fixture
+def cli_error():
+    """`cli_error(*args, message=...)`: run `advbench ARGS` as a user does and require exit 2
+    with `message` in one line of stderr and no traceback (bad parameters, files, names)."""
+
+    def check(*args: str, message: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "advbench", *args],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            timeout=120,
+        )
+        assert proc.returncode == 2
+        assert message in proc.stderr, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+    return check
