@@ -1,8 +1,9 @@
 """advbench: how easily are image classifiers fooled by adversarial examples?
 
-This module is also the plugin authors' one import: everything a model or attack plugin needs
-(the hook marker, `Model`/`Network`, `Attack` and its threat model, the tensors of a step,
-parameters, losses, norms, per-image randomness and the lazy TensorFlow accessor `tf`) is
+This module is also the plugin authors' one import: everything a model, attack or dataset
+plugin needs (the hook marker, `Model`/`Network`, `Attack` and its threat model, the tensors
+of a step, parameters, losses, norms, per-image randomness, `Dataset` and the readers of IDX,
+npz and PNG files, and the lazy TensorFlow accessor `tf`) is
 importable from `advbench` itself; where each lives inside `advbench.contract` is not part of
 the contract.
 
@@ -17,6 +18,24 @@ from advbench.contract.attack import (
     Component,
     clip,
     target_param,
+)
+from advbench.contract.datafiles import (
+    read_idx,
+    read_npz,
+    read_png,
+    read_png_split,
+    to_float,
+    to_labels,
+)
+from advbench.contract.dataset import (
+    DEFAULT_DATASET,
+    Content,
+    Dataset,
+    DatasetLoader,
+    ImageSpec,
+    Split,
+    content_checksum,
+    validation_split,
 )
 from advbench.contract.hookspecs import hookimpl
 from advbench.contract.lazy_tf import tf
@@ -33,11 +52,12 @@ from advbench.contract.params import Param
 from advbench.contract.randomness import random_normal, random_signs, random_uniform
 from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
 from advbench.contract.threat import ThreatModel
-from advbench.errors import AdvbenchError, ParamError, PluginError
+from advbench.errors import AdvbenchError, DataError, ModelError, ParamError, PluginError
 
 __version__ = "0.2.0"
 __all__ = [
     "CLIP_PARAMS",
+    "DEFAULT_DATASET",
     "LOSS_PARAM",
     "SEED_PARAM",
     "AdvbenchError",
@@ -45,18 +65,26 @@ __all__ = [
     "BatchInputs",
     "BatchOutputs",
     "Component",
+    "Content",
+    "DataError",
+    "Dataset",
+    "DatasetLoader",
     "EngineHints",
     "Fitted",
+    "ImageSpec",
     "Model",
+    "ModelError",
     "Network",
     "Param",
     "ParamError",
     "PluginError",
+    "Split",
     "StepInputs",
     "ThreatModel",
     "__version__",
     "ascent_gradient",
     "clip",
+    "content_checksum",
     "dlr_loss",
     "gradient_step",
     "hookimpl",
@@ -67,7 +95,14 @@ __all__ = [
     "random_signs",
     "random_start",
     "random_uniform",
+    "read_idx",
+    "read_npz",
+    "read_png",
+    "read_png_split",
     "target_param",
     "targeted_dlr_loss",
     "tf",
+    "to_float",
+    "to_labels",
+    "validation_split",
 ]

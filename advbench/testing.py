@@ -30,36 +30,37 @@ def check_model(loaded: Any, images: np.ndarray, labels: np.ndarray) -> None:
     finite differences.
 
     `loaded` is a restored model (`advbench.engine.zoo.Loaded`); `images` (at least 100 rows
-    of 784 pixels) and `labels` (their classes) come from the test set.
+    of the dataset's image rows) and `labels` (their classes) come from the test set.
     """
     from advbench.contract.lazy_tf import tf
 
     t = tf()
     net = loaded.network
+    classes, pixels = loaded.spec.classes, loaded.spec.pixels
     with loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, 784])
-        y = t.compat.v1.placeholder(t.float32, [None, 10])
+        x = t.compat.v1.placeholder(t.float32, [None, pixels])
+        y = t.compat.v1.placeholder(t.float32, [None, classes])
         logits, probs = net.logits(x), net.probabilities(x)
         loss, grad = net.loss_gradient(x, y)
         # None when the loss is not differentiable by TensorFlow (a hand-written gradient
         # only): then the finite differences below are the only check
         (auto,) = t.gradients(t.reduce_sum(net.loss(x, y)), [x])
     lg, pr = loaded.session.run([logits, probs], {x: images[:20]})
-    assert lg.shape == pr.shape == (20, 10), "logits and probabilities must be [batch, 10]"
+    assert lg.shape == pr.shape == (20, classes), "logits and probabilities: [batch, classes]"
     assert np.all(np.isfinite(lg)) and np.all(pr >= 0) and np.all(pr <= 1), "bad probabilities"
     assert np.array_equal(lg.argmax(1), pr.argmax(1)), "argmax of logits and probabilities differ"
     if auto is not None:
         # a hand-written gradient (the tutorial's backprop) is the gradient of the loss
-        onehot = np.eye(10, dtype=np.float32)[labels[:100]]
+        onehot = np.eye(classes, dtype=np.float32)[labels[:100]]
         mine, theirs = loaded.session.run([grad, auto], {x: images[:100], y: onehot})
         assert np.linalg.norm(theirs) > 0, "the loss's input gradient is zero"
         rel = np.linalg.norm(mine - theirs) / np.linalg.norm(theirs)
         assert rel < 1e-4, f"loss_gradient differs from tf.gradients of loss (relative {rel:.2g})"
     # the steepest image of a wrong label: float32 differences can resolve its gradient, where
     # a saturated sigmoid's 1e-8 gradients would drown in rounding
-    wrong = np.eye(10, dtype=np.float32)[(labels[:100] + 3) % 10]
+    wrong = np.eye(classes, dtype=np.float32)[(labels[:100] + 3) % classes]
     grads, losses = loaded.session.run([grad, loss], {x: images[:100], y: wrong})
-    assert grads.shape == (len(wrong), 784) and losses.shape == (len(wrong),)
+    assert grads.shape == (len(wrong), pixels) and losses.shape == (len(wrong),)
     k = int(np.argmax(np.abs(grads).max(axis=1)))
     g = grads[k]
     assert np.abs(g).max() > 0, "the input gradient is zero everywhere"
@@ -109,8 +110,8 @@ def check_attack(
     """
     from advbench.engine import runner
 
-    spec = runner.AttackSpec(attack, attack.config(overrides), seed)
-    params = spec.params
+    params = attack.for_dataset(attack.config(overrides), loaded.spec)
+    spec = runner.AttackSpec(attack, params, seed)
     sample = runner.Sample.of(loaded, images, labels)
     if attack.components(params) is not None:
         from advbench.engine import ensemble
@@ -128,7 +129,8 @@ def check_attack(
 
     rec = run()
     adv = rec.adversarial
-    lo, hi = params.get("clip_min", 0.0), params.get("clip_max", 1.0)
+    low, high = loaded.spec.value_range
+    lo, hi = params.get("clip_min", low), params.get("clip_max", high)
     assert np.all(np.isfinite(adv)), "NaN or infinite pixels"
     assert adv.min() >= lo - 1e-7 and adv.max() <= hi + 1e-7, "pixels outside the valid range"
     linf, l2 = norm_budgets(attack, params)
@@ -239,7 +241,7 @@ def advbench_attack_bench(advbench_model, advbench_registry, advbench_sample):
     ) -> Any:
         loaded = advbench_model(model)
         atk = advbench_registry.attacks.get(attack)
-        spec = runner.AttackSpec(atk, atk.config(overrides), 0)
+        spec = runner.AttackSpec(atk, atk.for_dataset(atk.config(overrides), loaded.spec), 0)
         images, labels, idx = advbench_sample
         sample = runner.Sample.of(loaded, images, labels, idx)
         graph = runner.build_attack_graph(loaded, spec)

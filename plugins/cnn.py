@@ -105,6 +105,8 @@ class CNN(Model):
 
     name = "cnn"
     description = "Deep MNIST CNN: 2 conv + 2 fc, dropout, Adam 1e-4 (second tutorial)"
+    input_shape = (28, 28, 1)  # MNIST
+    classes = 10
     params = (
         Param("learning_rate", 1e-4, "Adam learning rate", float, minimum=0.0, min_exclusive=True),
         Param("batch_size", 50, "training batch size", int, minimum=1, maximum=55000),

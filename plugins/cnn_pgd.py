@@ -58,6 +58,8 @@ class CNNPGD(Model):
 
     name = "cnn-pgd"
     description = "small CNN adversarially trained with PGD (L∞ 0.3), for contrast"
+    input_shape = (28, 28, 1)  # MNIST
+    classes = 10
     params = (
         Param("eps", 0.3, "L∞ radius of the training examples", float, minimum=0.0),
         Param("pgd_steps", 10, "PGD steps per training batch", int, minimum=1),

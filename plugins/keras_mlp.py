@@ -50,6 +50,8 @@ class KerasMLP(Model):
 
     name = "keras-mlp"
     description = "Keras Sequential Dense(128 sigmoid)-Dense(10 sigmoid), MSE, SGD (tutorial 5.6)"
+    input_shape = (28, 28, 1)  # MNIST
+    classes = 10
     params = (
         Param("hidden", 128, "hidden units", int, minimum=1),
         Param(

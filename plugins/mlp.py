@@ -119,6 +119,8 @@ class MLP(Model):
 
     name = "mlp"
     description = "2-layer sigmoid MLP 784-128-10, manual backprop, SGD (tutorial 5.5)"
+    input_shape = (28, 28, 1)  # MNIST
+    classes = 10
     params = (
         Param("hidden", 128, "hidden units", int, minimum=1),
         Param("eta", 0.5, "SGD learning rate", float, minimum=0.0, min_exclusive=True),

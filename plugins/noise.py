@@ -43,7 +43,7 @@ class Noise(Attack):
         return ThreatModel.bounded("linf", params["step"] * params["iterations"], reported=False)
 
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
-        signs = random_signs(s.seed, s.index, s.iteration)
+        signs = random_signs(s.seed, s.index, s.iteration, s.pixels)
         return clip(s.x + params["step"] * signs, params)
 
 

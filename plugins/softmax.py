@@ -36,6 +36,8 @@ class Softmax(Model):
 
     name = "softmax"
     description = "multinomial logistic regression, zero init, GD 0.5 (second tutorial)"
+    input_shape = (28, 28, 1)  # MNIST
+    classes = 10
     params = (
         Param(
             "learning_rate", 0.5, "gradient descent step", float, minimum=0.0, min_exclusive=True

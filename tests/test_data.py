@@ -1,4 +1,4 @@
-"""The MNIST loader: headers, splits, known facts, checksums and batching."""
+"""The MNIST dataset: headers, splits, known facts, checksums and batching."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import shutil
 
 import numpy as np
 import pytest
+from advbench_plugins import datasets
 
+from advbench import read_idx
 from advbench.engine import data
 from advbench.errors import DataError
+from advbench.host import plugins
 
-SHIPPED_MNIST = data.default_dir()
+SHIPPED_MNIST = datasets.SHIPPED / "mnist"
+
+
+def mnist_at(folder):
+    """The mnist dataset read from `folder` (`--mnist-dir`), its test split."""
+    return data.read_test_set(plugins.load().datasets.get(f"mnist:{folder}"))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,8 @@ def test_known_facts_from_the_readme(sets):
 
 
 def test_validation_is_the_first_5000_training_images():
-    raw = data.read_images(SHIPPED_MNIST / "train-images-idx3-ubyte.gz")
+    raw, _ = read_idx(SHIPPED_MNIST / "train-images-idx3-ubyte.gz", images=True)
+    raw = raw.reshape(len(raw), -1)
     sets = data.read_data_sets(seed=0)
     np.testing.assert_array_equal(sets.validation.images, raw[:5000] / np.float32(255))
     np.testing.assert_array_equal(sets.train.images[:3], raw[5000:5003] / np.float32(255))
@@ -84,7 +93,7 @@ def test_flipped_byte_fails_checksum_naming_the_file(tmp_path):
 
     _rewrite(target, flip)
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz: MD5"):
-        data.read_test_set(folder)
+        mnist_at(folder)
 
 
 def test_truncated_content_is_reported(tmp_path):
@@ -92,7 +101,7 @@ def test_truncated_content_is_reported(tmp_path):
     target = folder / "t10k-labels-idx1-ubyte.gz"
     _rewrite(target, lambda raw: raw[:-10])
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: .*bytes uncompressed"):
-        data.read_test_set(folder)
+        mnist_at(folder)
 
 
 def test_truncated_gzip_is_reported(tmp_path):
@@ -100,7 +109,7 @@ def test_truncated_gzip_is_reported(tmp_path):
     target = folder / "t10k-images-idx3-ubyte.gz"
     target.write_bytes(target.read_bytes()[:1000])
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz: corrupted or truncated"):
-        data.read_test_set(folder)
+        mnist_at(folder)
 
 
 def test_bad_magic_is_reported(tmp_path):
@@ -112,23 +121,23 @@ def test_bad_magic_is_reported(tmp_path):
 
     _rewrite(folder / "t10k-labels-idx1-ubyte.gz", magic)
     with pytest.raises(DataError, match="bad IDX magic number"):
-        data.read_test_set(folder)
+        mnist_at(folder)
 
 
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(DataError, match="MNIST file not found"):
-        data.read_test_set(tmp_path)
+        mnist_at(tmp_path)
 
 
 def test_environment_variable_selects_the_directory(tmp_path, monkeypatch):
     folder = _copy(tmp_path)
-    monkeypatch.setenv(data.ENV_DIR, str(folder))
-    assert data.default_dir() == folder
+    monkeypatch.setenv(datasets.ENV_MNIST_DIR, str(folder))
+    assert datasets.published_dir("mnist") == folder
     assert data.read_test_set().num_examples == 10000
 
 
 def test_next_batch_covers_each_epoch_once_and_reshuffles():
-    ds = data.DataSet(np.zeros((10, 784), np.uint8), np.arange(10) % 10, False, seed=3)
+    ds = data.DataSet(np.zeros((10, 784), np.float32), np.arange(10) % 10, False, 3, 10)
     ds.images = np.arange(10, dtype=np.float32)[:, None].repeat(784, 1)
     first = np.concatenate([ds.next_batch(5)[0][:, 0] for _ in range(2)])
     second = np.concatenate([ds.next_batch(5)[0][:, 0] for _ in range(2)])
@@ -147,7 +156,7 @@ def test_next_batch_is_seeded():
 
 
 def test_batch_crossing_epoch_boundary_has_full_size():
-    ds = data.DataSet(np.zeros((7, 784), np.uint8), np.arange(7), False, seed=0)
+    ds = data.DataSet(np.zeros((7, 784), np.float32), np.arange(7), False, 0, 10)
     sizes = [len(ds.next_batch(3)[1]) for _ in range(5)]
     assert sizes == [3] * 5
     assert ds.epochs_completed == 2
@@ -164,4 +173,4 @@ def test_a_gzip_bomb_is_not_decompressed_past_the_published_size(tmp_path):
         for _ in range(4):
             fh.write(chunk)
     with pytest.raises(DataError, match=r"more than 7840016 bytes uncompressed"):
-        data.read_images(path)
+        read_idx(path, images=True, count=10000, grid=(28, 28))

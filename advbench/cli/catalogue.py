@@ -54,7 +54,7 @@ def add_plugins(sub: argparse._SubParsersAction) -> None:
 def add_describe(sub: argparse._SubParsersAction) -> None:
     """The `describe` command's options."""
     desc = sub.add_parser("describe", help="a model's or attack's parameters and defaults")
-    desc.add_argument("name", help="model or attack name")
+    desc.add_argument("name", help="model, attack or dataset name")
     opt.common(desc)
 
 
@@ -74,27 +74,50 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             i.source,
             ", ".join(i.models) or "—",
             ", ".join(i.attacks) or "—",
+            ", ".join(i.datasets) or "—",
             i.error or "ok",
         ]
         for i in infos
     ]
-    print(tabulate(rows, headers=("plugin", "version", "source", "models", "attacks", "status")))
+    headers = ("plugin", "version", "source", "models", "attacks", "datasets", "status")
+    print(tabulate(rows, headers=headers))
     return 0
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    """A model's or attack's description and parameters (type, default, range, meaning)."""
+    """A model's or attack's description and parameters (type, default, range, meaning); a
+    dataset's shape, classes, splits and checksum (read and checked)."""
     from tabulate import tabulate
 
+    from advbench.errors import PluginError
     from advbench.host.registry import lookup
 
     registry = opt.load_plugins(args)
-    entry = lookup(args.name, registry.models, registry.attacks)
+    try:
+        entry = lookup(args.name, registry.models, registry.attacks)
+    except PluginError:
+        if args.name not in registry.datasets.entries and ":" not in args.name:
+            raise
+        return _describe_dataset(registry, args.name)
     kind = "model" if entry.name in registry.models.entries else "attack"
     obj = entry.obj
     print(f"{kind} {obj.name} (plugin {entry.plugin}): {obj.description}")
     rows = [[p.name, p.kind.__name__, p.default, p.range_text(), p.doc] for p in obj.params]
     print(tabulate(rows, headers=("parameter", "type", "default", "range", "meaning")))
+    return 0
+
+
+def _describe_dataset(registry, name: str) -> int:
+    dataset = registry.datasets.get(name)
+    plugin = registry.datasets.entries.get(name) or registry.datasets.entries.get(
+        name.partition(":")[0] + ":"
+    )
+    print(f"dataset {dataset.name} (plugin {plugin.plugin}): {dataset.description}")
+    spec = dataset.spec
+    print(f"images: {spec.text()}, values in [{spec.value_range[0]:g}, {spec.value_range[1]:g}]")
+    print(f"splits: train {len(dataset.train)}, validation {len(dataset.validation)}, ", end="")
+    print(f"test {len(dataset.test)}; checksum {dataset.checksum}; read from {dataset.source}")
+    print("classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(dataset.class_names)))
     return 0
 
 
@@ -109,19 +132,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         sets["steps"] = str(args.steps)
     config = model.config(sets)
     seed = opt.model_seed(model, args.seed)
+    dataset = opt.dataset(args, registry)
+    zoo.check_accepts(model, dataset)
     root = zoo.SHIPPED if args.ship else None
     with progress.bars(args.progress) as bars:
         folder = zoo.train(
             model,
             config,
             seed,
-            args.mnist_dir,
+            dataset,
             root=root,
             on_progress=progress.training_task(bars, model.name),
         )
     record = json.loads((folder / "record.json").read_text())
     print(
-        f"{model.name} seed {seed}: test accuracy {record['test_accuracy']:.4f} "
+        f"{model.name} on {dataset.name}, seed {seed}: test accuracy {record['test_accuracy']:.4f} "
         f"(first 1,000: {record['test_accuracy_first_1000']:.4f}) "
         f"in {record['train_seconds']:.1f} s -> {folder}"
     )
@@ -132,17 +157,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Test accuracy of the selected models' checkpoints (trained first where missing)."""
     from tabulate import tabulate
 
-    from advbench.engine import data, progress, runner
+    from advbench.engine import data, progress, runner, zoo
 
     registry = opt.load_plugins(args)
     models = registry.models.select(args.models)
     if args.json_path:
         opt.writable_file(args.json_path, "--json")
-    test = data.read_test_set(args.mnist_dir)
+    dataset = opt.dataset(args, registry)
+    if args.models is None:  # all models: those that take this dataset's images
+        models = [m for m in models if m.accepts(dataset.spec) is None]
+    for model in models:
+        zoo.check_accepts(model, dataset)
+    test = data.read_test_set(dataset)
     n = min(args.limit or test.num_examples, test.num_examples)
     with progress.bars(args.progress) as bars:
         out = runner.evaluate(
-            models, args.model_seed, test.images[:n], test.labels_int[:n], args.mnist_dir, bars
+            models, args.model_seed, test.images[:n], test.labels_int[:n], dataset, bars
         )
     print(
         tabulate(

@@ -109,6 +109,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Measure, print, and optionally write the figures as JSON."""
     if args.json_path:
         opt.writable_file(args.json_path, "--json")
+    registry = opt.load_plugins(args)
     options = speed.Options(
         limit=args.limit,
         sample=args.sample,
@@ -117,9 +118,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         art_images=args.art_images,
         art_batch=args.art_batch,
         train_steps=args.train_steps,
-        data_dir=args.mnist_dir,
+        dataset=opt.dataset(args, registry),
     )
-    measured = speed.measure(opt.load_plugins(args), options)
+    measured = speed.measure(registry, options)
     print(speed.render(measured))
     if args.json_path:
         speed.write_json(measured, args.json_path)
@@ -147,10 +148,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     sets = opt.parse_sets(args.set, {attack.name})
     params = attack.config(sets.get(attack.name))
     members = transfer.members(registry, args.models, _copies(args.copy, registry))
-    test = data.read_test_set(args.mnist_dir)
+    dataset = opt.dataset(args, registry)
+    test = data.read_test_set(dataset)
     n = min(args.limit or test.num_examples, test.num_examples)
     result = transfer.run(
-        members, attack, params, args.seed, test.images[:n], test.labels_int[:n], args.mnist_dir
+        members, attack, params, args.seed, test.images[:n], test.labels_int[:n], dataset
     )
     print(transfer.write(result, args.out))
     print(f"\nwrote {args.out}/transfer.json, transfer.md, transfer.png")
@@ -168,9 +170,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise AdvbenchError(f"--image {args.image}: the validation set has images 0..4999")
     out = args.out or Path("reports") / f"explain-{model.name}"
     seed = opt.model_seed(model, args.model_seed)
-    loaded = zoo.load(model, model.config(), seed, args.mnist_dir)
+    dataset = opt.dataset(args, registry)
+    loaded = zoo.load(model, model.config(), seed, dataset)
     try:
-        names = explain.explain(loaded, model.name, out, args.image, args.mnist_dir)
+        names = explain.explain(loaded, model.name, out, args.image, dataset)
     finally:
         loaded.close()
     for name in names:

@@ -72,10 +72,19 @@ def parse_sets(items: Sequence[str], known: set[str]) -> dict[str, dict[str, str
 
 
 def common(parser: argparse.ArgumentParser) -> None:
-    """`--mnist-dir` and `--plugins`, which every command takes."""
+    """`--dataset`, `--mnist-dir` and `--plugins`, which every command takes."""
+    from advbench.contract.dataset import DEFAULT_DATASET
+
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        metavar="NAME",
+        help=f"dataset (default {DEFAULT_DATASET}): a registered name (mnist, fashion-mnist), "
+        "or your own files: idx:DIR, npz:FILE, folder:DIR",
+    )
     parser.add_argument(
         "--mnist-dir",
-        help="directory with the four MNIST IDX .gz files "
+        help="directory with the four MNIST IDX .gz files, for --dataset mnist "
         "(default: $ADVBENCH_MNIST_DIR, else the copy inside the package)",
     )
     parser.add_argument(
@@ -149,6 +158,24 @@ def load_plugins(args: argparse.Namespace) -> Any:
             f"advbench: warning: plugin {info.name!r} ({info.source}) {info.error}", file=sys.stderr
         )
     return registry
+
+
+def dataset(args: argparse.Namespace, registry: Any) -> Any:
+    """The `advbench.Dataset` of `--dataset` (with `--mnist-dir`, MNIST from that directory),
+    read and checked now: bad data is one line before any other work."""
+    from advbench.contract.dataset import DEFAULT_DATASET
+
+    name = args.dataset
+    if args.mnist_dir:
+        if name != DEFAULT_DATASET:
+            raise AdvbenchError(
+                f"--mnist-dir is the {DEFAULT_DATASET} dataset's directory; for --dataset "
+                f"{name} name the files in --dataset (idx:DIR, npz:FILE, folder:DIR)"
+            )
+        name = f"{DEFAULT_DATASET}:{args.mnist_dir}"
+    chosen = registry.datasets.get(name)
+    chosen.load()
+    return chosen
 
 
 def model_seed(model: Any, given: int | None) -> int:

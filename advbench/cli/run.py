@@ -14,7 +14,7 @@ from advbench.errors import AdvbenchError
 
 def add_run(sub: argparse._SubParsersAction) -> None:
     """The `run` command's options."""
-    run = sub.add_parser("run", help="benchmark models × attacks on the MNIST test set")
+    run = sub.add_parser("run", help="benchmark models × attacks on a dataset's test set")
     run.add_argument("--models", type=opt.csv_names, help="comma-separated models (default: all)")
     run.add_argument("--attacks", type=opt.csv_names, help="comma-separated attacks (default: all)")
     run.add_argument("--limit", type=opt.positive_int, help="only the first N test images")
@@ -80,15 +80,20 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """Plan (every name and parameter checked before TensorFlow), resume or create the run,
     execute it, render its report; exit 1 if a cell failed."""
-    from advbench.engine import data, progress
+    from advbench.engine import progress
     from advbench.engine import run as benchmark
     from advbench.output import figures, report, results
 
     registry = opt.load_plugins(args)
     models = registry.models.select(args.models)
     attacks = registry.attacks.select(args.attacks)
+    dataset = opt.dataset(args, registry)  # bad data fails here, before any output
+    if args.models is None:  # all models: those that take this dataset's images
+        models = [m for m in models if m.accepts(dataset.spec) is None]
     if not models or not attacks:
-        raise AdvbenchError("nothing to run: no models or no attacks are registered")
+        raise AdvbenchError(
+            f"nothing to run: no attacks, or no registered model takes {dataset.summary()}"
+        )
     sets = opt.parse_sets(args.set, {m.name for m in models} | {a.name for a in attacks})
     plan = benchmark.plan(
         models,
@@ -98,11 +103,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.model_seed,
         args.limit,
         args.batch_size,
-        args.mnist_dir,
+        dataset,
         checks=not args.no_checks,
         resolve=registry.attacks.get,
     )
-    data.read_test_set(args.mnist_dir)  # a corrupted file fails here, before any output
     if args.out is not None:
         opt.writable_dir(args.out, "--out")
     store = results.Store(opt.writable_file(args.db or results.default_db(), "--db"))

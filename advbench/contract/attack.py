@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
+from advbench.contract.dataset import ImageSpec
 from advbench.contract.lazy_tf import tf
 from advbench.contract.model import Network
 from advbench.contract.params import Param
@@ -30,18 +31,26 @@ SEED_PARAM = Param(
 #: The most steps an attack may take: the driver's loop counter and iterations-to-flip are
 #: int32, so a larger budget would wrap around and silently run 0 or 1 steps.
 MAX_STEPS = 2**31 - 1
-TARGET_CHOICES = ("none", "all", *map(str, range(10)))
 
 
 def target_param(default: str = "none", allow_none: bool = True) -> Param:
-    """The `target` parameter: "none" (untargeted), "all" (every other class) or a digit."""
-    choices = TARGET_CHOICES if allow_none else TARGET_CHOICES[1:]
+    """The `target` parameter: "none" (untargeted), "all" (every other class) or a class
+    number (checked against the dataset's classes by `Attack.for_dataset`)."""
+    words = ("none", "all") if allow_none else ("all",)
+
+    def accept(value: str) -> str | None:
+        if value in words or value.isdigit():
+            return None
+        return f"choose {' or '.join(words)} or a class number"
+
+    doc = "all (every other class) or a class number"
     return Param(
         "target",
         default,
-        "none (untargeted), all (every other class) or a class 0-9",
+        f"none (untargeted), {doc}" if allow_none else doc,
         str,
-        choices=choices,
+        accept=accept,
+        accept_text=" or ".join(words) + " or a class number",
     )
 
 
@@ -106,6 +115,24 @@ class Attack:
     def check(self, params: Mapping[str, Any]) -> None:
         """Cross-parameter validation beyond each parameter's own range (raise ParamError)."""
 
+    def for_dataset(self, params: Mapping[str, Any], spec: ImageSpec) -> dict[str, Any]:
+        """`params` for images of `spec` (shape, classes, value range): fills in what depends
+        on the dataset and refuses what it cannot take, with a ParamError. The default refuses
+        a `target` class the dataset does not have and, for a dataset whose pixels are not in
+        [0, 1], moves the default clip range (`CLIP_PARAMS`) to its value range; an attack with
+        class-count parameters (AutoAttack's runner-up classes) extends it."""
+        params = dict(params)
+        lo, hi = spec.value_range
+        if (params.get("clip_min"), params.get("clip_max")) == (0.0, 1.0) and (lo, hi) != (0, 1):
+            params["clip_min"], params["clip_max"] = float(lo), float(hi)
+        target = params.get("target")
+        if isinstance(target, str) and target.isdigit() and int(target) >= spec.classes:
+            raise ParamError(
+                f"invalid value {target!r} for {self.name}.target: the dataset has classes "
+                f"0..{spec.classes - 1}"
+            )
+        return params
+
     def iterations(self, params: Mapping[str, Any]) -> int:
         """The most steps any image gets."""
         return int(params["iterations"])
@@ -129,7 +156,7 @@ class Attack:
         return ()
 
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
-        """The next adversarial images [k, 784] from the current ones (`s.x`)."""
+        """The next adversarial images [k, pixels] from the current ones (`s.x`)."""
         raise NotImplementedError(f"attack {self.name} must implement step or build")
 
     def step_with_state(self, net: Network, s: StepInputs, params: Mapping[str, Any]):

@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from advbench.contract.attack import Attack
+    from advbench.contract.dataset import Dataset, DatasetLoader
     from advbench.contract.model import Model
 
 PROJECT = "advbench"
@@ -29,3 +30,9 @@ def register_models(register: Callable[[Model], None]) -> None:
 @hookspec
 def register_attacks(register: Callable[[Attack], None]) -> None:
     """Call `register(attack)` once for each `advbench.attack.Attack` this plugin provides."""
+
+
+@hookspec
+def register_datasets(register: Callable[[Dataset | DatasetLoader], None]) -> None:
+    """Call `register(dataset)` once for each `advbench.Dataset` (a named dataset, read on
+    first use) or `advbench.DatasetLoader` (`PREFIX:ARGUMENT`, e.g. `npz:FILE`) it provides."""

@@ -31,7 +31,7 @@ def margin(logits, classes, onehot):
 
 
 def ascent_gradient(net: Network, s: StepInputs, kind: str, targeted: bool) -> Any:
-    """Per-image gradient of the objective the attack increases, w.r.t. `s.x` [k, 784].
+    """Per-image gradient of the objective the attack increases, w.r.t. `s.x` [k, pixels].
 
     Untargeted: increase the loss of the true label. Targeted: decrease the loss of the target.
     """

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from advbench.contract.dataset import ImageSpec, Shape, shape_text
 from advbench.contract.lazy_tf import tf
 from advbench.contract.params import Param, resolve
 from advbench.errors import PluginError
@@ -36,10 +37,10 @@ class Network(ABC):
 
     @abstractmethod
     def logits(self, x):
-        """Pre-activation class scores [batch, 10]; predictions are their argmax."""
+        """Pre-activation class scores [batch, classes]; predictions are their argmax."""
 
     def probabilities(self, x):
-        """The model's output scores [batch, 10] (softmax of the logits unless overridden)."""
+        """The model's output scores [batch, classes] (softmax of the logits unless overridden)."""
         return tf().nn.softmax(self.logits(x))
 
     @abstractmethod
@@ -89,10 +90,20 @@ class EngineHints:
 
 
 class Model(ABC):
-    """A trainable classifier of 784-pixel images into 10 classes, registered by a plugin."""
+    """A trainable image classifier, registered by a plugin.
+
+    Its network takes images as rows of h·w·c values (flattened NHWC, `advbench.Dataset`) and
+    returns `classes` logits. `input_shape` and `classes` say which datasets it accepts (None:
+    not declared; the engine then finds out when it first builds the network on the dataset's
+    images), checked before any work by `accepts`.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: (height, width, channels) of the images the network takes; None: not declared.
+    input_shape: ClassVar[Shape | None] = None
+    #: How many classes its logits score; None: not declared.
+    classes: ClassVar[int | None] = None
     #: Hyper-parameters; `steps` and `batch_size` drive the engine's training loop.
     params: ClassVar[tuple[Param, ...]] = ()
     #: The training seed used when none is given (checkpoints are keyed by it).
@@ -116,6 +127,17 @@ class Model(ABC):
     def config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """This model's hyper-parameters: defaults updated by `overrides`, validated."""
         return resolve(self.name, self.params, overrides)
+
+    def accepts(self, spec: ImageSpec) -> str | None:
+        """Why this model cannot classify images of `spec` (a dataset's shape and classes), or
+        None. The default compares the declared `input_shape` and `classes`; a model that
+        takes several shapes overrides it."""
+        wrong = []
+        if self.input_shape is not None and tuple(self.input_shape) != tuple(spec.shape):
+            wrong.append(f"{shape_text(self.input_shape)} images")
+        if self.classes is not None and self.classes != spec.classes:
+            wrong.append(f"{self.classes} classes")
+        return f"takes {' in '.join(wrong)}" if wrong else None
 
     @abstractmethod
     def build(self, config: Mapping[str, Any]) -> Network:

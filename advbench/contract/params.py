@@ -7,7 +7,7 @@ text against them, so every plugin gets the same validation and the same one-lin
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,10 @@ class Param:
     maximum: float | None = None
     min_exclusive: bool = False
     choices: tuple[Any, ...] | None = None
+    #: A check beyond range and choices: what is wrong with a value (None: nothing), and
+    #: `accept_text` says what it accepts (`describe`'s range column).
+    accept: Callable[[Any], str | None] | None = None
+    accept_text: str = ""
 
     def range_text(self) -> str:
         """The allowed values in words ("> 0.0 <= 1.0", "one of inf, 2"; "" when unbounded)."""
@@ -39,6 +43,8 @@ class Param:
             parts.append(f"<= {self.maximum}")
         if self.choices:
             parts.append("one of " + ", ".join(map(str, self.choices)))
+        if self.accept_text:
+            parts.append(self.accept_text)
         return " ".join(parts)
 
     def parse(self, text: str, owner: str) -> Any:
@@ -84,6 +90,9 @@ class Param:
                 )
         if self.maximum is not None and value > self.maximum:
             raise ParamError(f"invalid value {value!r} for {where}: must be <= {self.maximum}")
+        wrong = self.accept(value) if self.accept is not None else None
+        if wrong:
+            raise ParamError(f"invalid value {value!r} for {where}: {wrong}")
         return value
 
 

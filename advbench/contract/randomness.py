@@ -44,7 +44,7 @@ def random_uniform(seed: int, index, iteration, width: int, stream: int = 0):
     return t.cast(top, t.float32) * (1.0 / 16777216.0)
 
 
-def random_signs(seed: int, index, iteration, width: int = 784, stream: int = 0):
+def random_signs(seed: int, index, iteration, width: int, stream: int = 0):
     """±1.0 [k, width]: a fair coin per (seed, image index, iteration, element)."""
     t = tf()
     bits = random_bits(seed, index, iteration, width, stream)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,52 @@ def recovery(folder: Path) -> str:
     if SHIPPED in folder.parents:
         return "it ships with advbench: reinstall advbench"
     return f"delete {folder} and it is retrained on next use (or run advbench train)"
+
+
+def save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any]) -> Path:
+    """Write the checkpoint under a temporary name and rename it into place.
+
+    A checkpoint being replaced is first renamed aside (one atomic step), then the new one is
+    renamed in, and only then is the old one deleted: a process killed at any moment leaves
+    either the old checkpoint or the new one complete under the final name, never a half-deleted
+    folder that looks whole. Leftovers of killed trainings are removed by the next one.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(root)
+    final = root / name
+    tmp = root / f".{name}.tmp-{os.getpid()}"
+    old = root / f".{name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        saver.save(sess, str(tmp / "model.ckpt"), write_state=False)
+        record = seal(record, read_weights(tmp))
+        (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Delete the temporary and set-aside folders of trainings whose process is gone."""
+    for folder in root.glob(".*-*"):
+        kind, _, pid = folder.name.rpartition("-")
+        if not (kind.endswith((".tmp", ".old")) and pid.isdigit()) or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from advbench.contract.attack import Attack
+from advbench.contract.dataset import ImageSpec
 from advbench.contract.lazy_tf import tf
 from advbench.contract.losses import margin
 from advbench.contract.model import Network
@@ -50,9 +51,10 @@ def model_checks(loaded: Loaded, images: np.ndarray, labels: np.ndarray) -> list
     t = tf()
     images, labels = images[:MODEL_SAMPLE], labels[:MODEL_SAMPLE].astype(np.int64)
     index = np.arange(len(images), dtype=np.int64)
-    net = loaded.network
+    net, spec = loaded.network, loaded.spec
+    lo, hi = spec.value_range
     with loaded.graph.as_default(), t.name_scope("checks"):
-        x = t.compat.v1.placeholder(t.float32, [None, 784])
+        x = t.compat.v1.placeholder(t.float32, [None, spec.pixels])
         y = t.compat.v1.placeholder(t.int64, [None])
         idx = t.compat.v1.placeholder(t.int64, [None])
         logits = net.logits(x)
@@ -65,9 +67,10 @@ def model_checks(loaded: Loaded, images: np.ndarray, labels: np.ndarray) -> list
             finite = t.reduce_all(t.math.is_finite(grad), axis=1)
             bad = t.logical_or(t.logical_not(finite), t.reduce_all(t.equal(grad, 0.0), axis=1))
         # Small noise: the draws stacked into one batch, one forward pass.
+        noise = NOISE * (hi - lo)
         noisy = [
             t.clip_by_value(
-                x + NOISE * (2.0 * random_uniform(CHECK_SEED, idx, d, 784, 5) - 1), 0, 1
+                x + noise * (2.0 * random_uniform(CHECK_SEED, idx, d, spec.pixels, 5) - 1), lo, hi
             )
             for d in range(NOISE_DRAWS)
         ]
@@ -76,7 +79,7 @@ def model_checks(loaded: Loaded, images: np.ndarray, labels: np.ndarray) -> list
         in_unit = t.reduce_all(t.logical_and(logits >= -1e-6, logits <= 1 + 1e-6), axis=1)
         sums_one = t.abs(t.reduce_sum(logits, axis=1) - 1.0) < 1e-3
         probability_like = t.logical_and(in_unit, sums_one)
-        survived = _unbounded_ascent(net, x, y)
+        survived = _unbounded_ascent(net, x, y, spec)
     feed = {x: images, y: labels, idx: index}
     run = loaded.session.run
     first, clean, bad_v, unstable_v, prob_v = run(
@@ -100,19 +103,21 @@ def _share(flags: np.ndarray) -> float | None:
     return float(np.mean(flags)) if len(flags) else None
 
 
-def _unbounded_ascent(net: Network, x, y):
+def _unbounded_ascent(net: Network, x, y, spec: ImageSpec):
     """bool [k]: still correctly classified at every iterate of an L∞ sign ascent on the logit
-    margin from the clean images, with eps 1 (the whole pixel range). No stop, no projection
-    but the pixel range; a success anywhere on the path counts (nothing found is lost)."""
+    margin from the clean images, with eps the whole pixel range. No stop, no projection but
+    the pixel range; a success anywhere on the path counts (nothing found is lost)."""
     t = tf()
-    onehot = t.one_hot(y, 10, dtype=t.float32)
+    onehot = t.one_hot(y, spec.classes, dtype=t.float32)
+    lo, hi = spec.value_range
+    size = UNBOUNDED_STEP * (hi - lo)
 
     def body(i, xi, alive):
         logits = net.logits(xi)
         alive = t.logical_and(alive, t.equal(t.argmax(logits, 1), y))
         grad = _gradient(-margin(logits, y, onehot), xi)
-        step = t.zeros_like(xi) if grad is None else UNBOUNDED_STEP * t.sign(grad)
-        return i + 1, t.clip_by_value(xi + step, 0.0, 1.0), alive
+        step = t.zeros_like(xi) if grad is None else size * t.sign(grad)
+        return i + 1, t.clip_by_value(xi + step, lo, hi), alive
 
     alive0 = t.ones_like(y, t.bool)
     _, x_end, alive = t.compat.v1.while_loop(
@@ -187,7 +192,10 @@ class _Continued(Attack):
         x, state = self.inner.step_with_state(net, shifted, params)
         if self.bound is not None:
             norm, eps = self.bound
-            lo, hi = params.get("clip_min", 0.0), params.get("clip_max", 1.0)
+            lo, hi = (
+                params.get("clip_min", s.spec.value_range[0]),
+                params.get("clip_max", s.spec.value_range[1]),
+            )
             x = project(x, s.x0, "inf" if norm == "linf" else "2", eps, lo, hi)
         return x, state
 
@@ -233,18 +241,22 @@ def cell_checks(
         ]
     with loaded.graph.as_default(), t.name_scope("cell_checks"):
         ph = t.compat.v1.placeholder
+        spec = loaded.spec
         b = BatchInputs(
-            ph(t.float32, [None, 784]),
+            ph(t.float32, [None, spec.pixels]),
             ph(t.int64, [None]),
             ph(t.int64, [None]),
             ph(t.int64, [None]),
             seed,
+            spec,
         )
-        returned = ph(t.float32, [None, 784])
+        returned = ph(t.float32, [None, spec.pixels])
         net = loaded.network
 
         def inputs(x, iteration):
-            return StepInputs(x, b.x, b.labels, b.targets, b.index, t.constant(iteration), seed)
+            return StepInputs(
+                x, b.x, b.labels, b.targets, b.index, t.constant(iteration), seed, (), spec
+            )
 
         silent = attack.success(net, net.logits(returned), inputs(returned, iterations), params)
         continued = None

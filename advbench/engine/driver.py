@@ -25,7 +25,8 @@ def early_stopping_loop(
     t = tf()
     max_iter = attack.iterations(params)
     n = t.shape(b.x)[0]
-    start = StepInputs(b.x, b.x, b.labels, b.targets, b.index, t.constant(-1), b.seed)
+    spec, pixels = b.spec, b.pixels
+    start = StepInputs(b.x, b.x, b.labels, b.targets, b.index, t.constant(-1), b.seed, (), spec)
     x_start = attack.initial(net, start, params)
     state0 = tuple(attack.initial_state(net, StepInputs(**{**vars(start), "x": x_start}), params))
 
@@ -39,7 +40,7 @@ def early_stopping_loop(
         return t.logical_and(i < max_iter, t.size(pos) > 0)
 
     def body(i, pos, x, y, tgt, idx, ta_pos, ta_x, ta_it, ta_pred, *state):
-        s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, tuple(state))
+        s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, tuple(state), spec)
         logits = net.logits(x)
         pred = t.argmax(logits, 1)
         won = t.logical_and(i > 0, attack.success(net, logits, s, params))
@@ -53,13 +54,13 @@ def early_stopping_loop(
         ]
         return (i + 1, pos, x_next, y, tgt, idx, ta_pos, ta_x, ta_it, ta_pred, *state_next)
 
-    vec, mat = t.TensorShape([None]), t.TensorShape([None, 784])
+    vec, mat = t.TensorShape([None]), t.TensorShape([None, pixels])
     state_shapes = [t.TensorShape([None]).concatenate(s.shape[1:]) for s in state0]
     arrays = [
         t.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False, element_shape=shape)
         for dtype, shape in (
             (t.int32, [None]),
-            (t.float32, [None, 784]),
+            (t.float32, [None, pixels]),
             (t.int32, [None]),
             (t.int64, [None]),
         )
@@ -107,6 +108,7 @@ def early_stopping_loop(
         i_end,
         b.seed,
         tuple(padded(v) for v in loop[10:]),
+        spec,
     )
     logits = net.logits(s.x)
     pred_left = t.argmax(logits[:-1], 1)
@@ -118,7 +120,7 @@ def early_stopping_loop(
     never = t.where(t.logical_not(won))[:, 0]
     pos_all = t.concat([ta_pos.concat(), t.gather(pos_left, never)], 0)[:, None]
     final_x = t.scatter_nd(
-        pos_all, t.concat([ta_x.concat(), t.gather(x_left, never)], 0), t.stack([n, 784])
+        pos_all, t.concat([ta_x.concat(), t.gather(x_left, never)], 0), t.stack([n, pixels])
     )
     pred_out = t.scatter_nd(
         pos_all,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from advbench.contract.attack import Attack
+from advbench.contract.dataset import ImageSpec
 from advbench.errors import AdvbenchError, ParamError
 from advbench.output.records import Cell, Records
 
@@ -39,15 +40,16 @@ class ComponentMissing(Exception):
     know which images are still robust."""
 
 
-def expand(spec: CellSpec, resolve: Resolve | None) -> list[CellSpec]:
+def expand(spec: CellSpec, resolve: Resolve | None, images: ImageSpec) -> list[CellSpec]:
     """`spec` alone, or, for an ensemble, its component cells then `spec` itself (which then
-    lists their keys). Every component's parameters are validated here, before any work."""
-    parts = resolved(spec.attack, spec.params, spec.key, resolve)
+    lists their keys). Every component's parameters are validated here, before any work, and
+    fitted to the dataset's `images` (`Attack.for_dataset`)."""
+    parts = resolved(spec.attack, spec.params, spec.key, resolve, images)
     if parts is None:
         return [spec]
     cells, keys = [], []
     for label, attack, params in parts:
-        defaults = attack.config()
+        defaults = attack.for_dataset(attack.config(), images)
         varied = {k: v for k, v in params.items() if defaults.get(k) != v}
         key = f"{spec.key}/{label}"
         cells.append(
@@ -58,7 +60,11 @@ def expand(spec: CellSpec, resolve: Resolve | None) -> list[CellSpec]:
 
 
 def resolved(
-    attack: Attack, params: dict[str, Any], key: str, resolve: Resolve | None
+    attack: Attack,
+    params: dict[str, Any],
+    key: str,
+    resolve: Resolve | None,
+    images: ImageSpec | None = None,
 ) -> list[tuple[str, Attack, dict[str, Any]]] | None:
     """(label, attack, validated parameters) of each component of an ensemble; None for a
     single attack. A missing or nested component is a one-line ParamError."""
@@ -77,7 +83,8 @@ def resolved(
             ) from None
         if part.components(part.config()) is not None:
             raise ParamError(f"{key}: component {label} is itself an ensemble")
-        out.append((label, part, part.config(overrides)))
+        config = part.config(overrides)
+        out.append((label, part, config if images is None else part.for_dataset(config, images)))
     return out
 
 
@@ -140,7 +147,7 @@ def run_in_memory(
 
     parts: list[tuple[Cell | None, Records]] = []
     alive = np.ones(len(sample), bool)
-    for _, part, part_params in resolved(attack, params, attack.name, resolve) or []:
+    for _, part, part_params in resolved(attack, params, attack.name, resolve, loaded.spec) or []:
         spec = runner.AttackSpec(part, part_params, part.seed(part_params, seed))
         records, _ = runner.run_attack(loaded, spec, sample, only=alive)
         alive &= ~broken(records, sample)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from advbench.contract.attack import Attack
+from advbench.contract.dataset import Dataset, ImageSpec
 from advbench.contract.model import Model
 from advbench.errors import ParamError
 from advbench.output.records import Budget, Cell
@@ -54,22 +55,25 @@ class Plan:
     seed: int
     limit: int | None
     batch_size: int | None  # None: each model's hints.attack_batch_size
-    data_dir: str | None = None
+    dataset: Dataset
     checks: bool = True  # measure the indicators of attack failure (advbench.engine.checks)
 
 
-def expand(attack: Attack, overrides: Mapping[str, str] | None) -> list[CellSpec]:
-    """Parameter sets of a sweep: comma-separated values multiply into one cell each."""
+def expand(
+    attack: Attack, overrides: Mapping[str, str] | None, images: ImageSpec
+) -> list[CellSpec]:
+    """Parameter sets of a sweep: comma-separated values multiply into one cell each, each
+    fitted to the dataset's `images` (`Attack.for_dataset`)."""
     overrides = dict(overrides or {})
     keys = list(overrides)
     choices = [[v.strip() for v in overrides[k].split(",")] for k in keys]
     for key, values in zip(keys, choices, strict=True):
         if any(not v for v in values):
             raise ParamError(f"empty value in {attack.name}.{key}={overrides[key]!r}")
-    defaults = attack.config()
+    defaults = attack.for_dataset(attack.config(), images)
     cells = []
     for combo in itertools.product(*choices) if keys else [()]:
-        params = attack.config(dict(zip(keys, combo, strict=True)))
+        params = attack.for_dataset(attack.config(dict(zip(keys, combo, strict=True))), images)
         varied = {k: v for k, v in params.items() if defaults.get(k) != v}
         cells.append(CellSpec(attack, params, varied))
     return cells
@@ -83,18 +87,21 @@ def plan(
     model_seed: int | None,
     limit: int | None,
     batch_size: int | None,
-    data_dir: str | None,
+    dataset: Dataset,
     checks: bool = True,
     resolve: Callable[[str], Attack] | None = None,
 ) -> Plan:
-    """Validate every model configuration and attack parameter set of a run.
+    """Validate every model configuration and attack parameter set of a run on `dataset`
+    (each model must accept its images: one line naming both otherwise).
 
     `resolve` finds an ensemble's component attacks by name (the registry's `attacks.get`);
     each ensemble cell becomes its component cells followed by itself (`engine.ensemble`)."""
-    from advbench.engine import ensemble
+    from advbench.engine import ensemble, zoo
 
+    images = dataset.spec
     resolved = []
     for m in models:
+        zoo.check_accepts(m, dataset)
         overrides = dict(sets.get(m.name, {}))
         if any("," in v for v in overrides.values()):
             raise ParamError(f"model parameters take one value each ({m.name})")
@@ -104,16 +111,14 @@ def plan(
     cells = [
         part
         for a in attacks
-        for c in expand(a, sets.get(a.name))
-        for part in ensemble.expand(c, resolve)
+        for c in expand(a, sets.get(a.name), images)
+        for part in ensemble.expand(c, resolve, images)
     ]
-    return Plan(resolved, cells, seed, limit, batch_size, data_dir, checks)
+    return Plan(resolved, cells, seed, limit, batch_size, dataset, checks)
 
 
 def describe(p: Plan) -> dict[str, Any]:
     """Everything that determines the run's numbers (its identity for resuming)."""
-    from advbench.engine import data
-
     return {
         # The batch size changes float rounding (README, "Reproducibility"), so it is part of
         # a run's identity: a rerun with another one is another run, never a resumption.
@@ -129,7 +134,8 @@ def describe(p: Plan) -> dict[str, Any]:
         "cells": [{"attack": c.attack.name, "params": c.params} for c in p.cells],
         "seed": p.seed,
         "limit": p.limit,
-        "data": data.checksum(),
+        "data": p.dataset.checksum,
+        "dataset": p.dataset.name,
     }
 
 
@@ -146,9 +152,9 @@ def open_run(store: Any, p: Plan, argv: Sequence[str], fresh: bool = False) -> O
     """Resume the stored run with exactly this plan's identity (`describe`), or create one.
 
     `fresh` always creates a new run. A new run records the command line (`argv`, without
-    the program name), the data checksum and the library versions next to the plan.
+    the program name), the dataset, its checksum and the library versions next to the plan.
     """
-    from advbench.engine import data, graph
+    from advbench.engine import graph
     from advbench.output import results
 
     identity = describe(p)
@@ -157,7 +163,9 @@ def open_run(store: Any, p: Plan, argv: Sequence[str], fresh: bool = False) -> O
     if run_id is not None:
         return Opened(run_id, True, len(store.done_keys(run_id)))
     command = "advbench " + shlex.join(argv)
-    run_id = store.create_run(key, command, p.seed, data.checksum(), graph.versions(), identity)
+    run_id = store.create_run(
+        key, command, p.seed, p.dataset.checksum, graph.versions(), identity, p.dataset.name
+    )
     return Opened(run_id, False)
 
 
@@ -165,12 +173,14 @@ class CellFailed(Exception):
     """An attack raised, or produced images that cannot be right (NaN, out of range)."""
 
 
-def check_records(spec: CellSpec, records: Any) -> None:
-    """Refuse results that are silently wrong rather than record them as numbers."""
+def check_records(spec: CellSpec, records: Any, value_range: tuple[float, float]) -> None:
+    """Refuse results that are silently wrong rather than record them as numbers: pixels
+    outside the attack's clip range (default: the dataset's `value_range`)."""
+    low, high = value_range
     adv = records.adversarial
     if not np.all(np.isfinite(adv)):
         raise CellFailed("adversarial images contain NaN or infinity")
-    lo, hi = spec.params.get("clip_min", 0.0), spec.params.get("clip_max", 1.0)
+    lo, hi = spec.params.get("clip_min", low), spec.params.get("clip_max", high)
     if adv.size and (adv.min() < lo - 1e-6 or adv.max() > hi + 1e-6):
         raise CellFailed(
             f"adversarial pixels outside [{lo}, {hi}]: {adv.min():.4g}..{adv.max():.4g}"
@@ -207,7 +217,7 @@ def execute(
     from advbench.engine.progress import training_task
     from advbench.output import metrics
 
-    test = data.read_test_set(p.data_dir)
+    test = data.read_test_set(p.dataset)
     n = min(p.limit or test.num_examples, test.num_examples)
     images, labels = test.images[:n], test.labels_int[:n]
     indices = np.arange(n, dtype=np.int64)
@@ -222,7 +232,7 @@ def execute(
         if not todo:
             continue
         on_train = None if bars is None else training_task(bars, model.name)
-        loaded = zoo.load(model, config, model_seed, p.data_dir, on_train=on_train)
+        loaded = zoo.load(model, config, model_seed, p.dataset, on_train=on_train)
         try:
             sample = runner.Sample.of(loaded, images, labels, indices)
             clean = sample.clean_pred
@@ -245,7 +255,8 @@ def execute(
                     attack=spec.attack.name,
                     params=spec.params,
                     seed=spec.attack.seed(spec.params, p.seed),
-                    data_checksum=data.checksum(),
+                    data_checksum=p.dataset.checksum,
+                    dataset=p.dataset.name,
                     versions=versions,
                     checkpoint=str(loaded.folder),
                     model_seed=model_seed,
@@ -276,7 +287,7 @@ def execute(
                             if spec.after is None
                             else ensemble.standing(store, run_id, model.name, spec, sample),
                         )
-                    check_records(spec, records)
+                    check_records(spec, records, loaded.spec.value_range)
                     # a component's accuracy is conditional on the earlier components (it left
                     # their images alone): not a robust accuracy, so reported at no budget
                     budget = None
@@ -298,8 +309,10 @@ def execute(
                         cell.examples, cell.originals = combined.examples, combined.originals
                     else:
                         shown = np.flatnonzero(records.flipped)[:8]  # the first successes
-                        cell.examples = records.adversarial[shown]
-                        cell.originals = images[records.index[shown]]
+                        # stored as [k, h, w, c]: the pictures need the images' shape
+                        grid = (-1, *loaded.spec.shape)
+                        cell.examples = records.adversarial[shown].reshape(grid)
+                        cell.originals = images[records.index[shown]].reshape(grid)
                 except Exception as exc:  # isolation: one broken cell never stops the run
                     cell.status, cell.error = "failed", f"{type(exc).__name__}: {exc}"
                     cell.summary = cell.examples = cell.originals = records = None

@@ -28,9 +28,6 @@ from advbench.output.records import Records
 DEFAULT_BATCH = 10000
 
 
-CLASSES = 10
-
-
 def predict(loaded: Loaded, images: np.ndarray, batch: int = 2000) -> np.ndarray:
     """Argmax predictions of the loaded model, in batches.
 
@@ -39,16 +36,17 @@ def predict(loaded: Loaded, images: np.ndarray, batch: int = 2000) -> np.ndarray
     downstream takes at face value.
     """
     t = tf()
+    classes = loaded.spec.classes
     with loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, 784])
+        x = t.compat.v1.placeholder(t.float32, [None, loaded.spec.pixels])
         logits = loaded.network.logits(x)
     out = []
     for i in range(0, len(images), batch):
         z = loaded.session.run(logits, {x: images[i : i + batch]})
-        if z.ndim != 2 or z.shape != (len(images[i : i + batch]), CLASSES):
+        if z.ndim != 2 or z.shape != (len(images[i : i + batch]), classes):
             raise ModelError(
                 f"model {loaded.folder.name}: logits of shape {z.shape[1:]} for a batch of "
-                f"{len(images[i : i + batch])} images, expected ({CLASSES},) per image"
+                f"{len(images[i : i + batch])} images, expected ({classes},) per image"
             )
         bad = ~np.isfinite(z).all(axis=1)
         if bad.any():
@@ -143,11 +141,12 @@ def build_attack_graph(loaded: Loaded, spec: AttackSpec) -> AttackGraph:
     ph = t.compat.v1.placeholder
     with loaded.graph.as_default(), t.name_scope(f"attack_{attack.name}"):
         b = BatchInputs(
-            ph(t.float32, [None, 784], name="x"),
+            ph(t.float32, [None, loaded.spec.pixels], name="x"),
             ph(t.int64, [None], name="labels"),
             ph(t.int64, [None], name="targets"),
             ph(t.int64, [None], name="index"),
             seed,
+            loaded.spec,
         )
         out = attack.build(loaded.network, b, params) or early_stopping_loop(
             attack, loaded.network, b, params
@@ -159,9 +158,14 @@ def build_attack_graph(loaded: Loaded, spec: AttackSpec) -> AttackGraph:
 
 
 def plan_rows(
-    attack: Attack, params: Mapping[str, Any], labels: np.ndarray, clean_pred: np.ndarray
+    attack: Attack,
+    params: Mapping[str, Any],
+    labels: np.ndarray,
+    clean_pred: np.ndarray,
+    classes: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image position, target, attacked) of every row of the cell, in a fixed order."""
+    """(image position, target, attacked) of every row of the cell, in a fixed order; targeted
+    attacks aim at classes 0 … `classes` − 1."""
     limit = attack.max_images(params)
     if limit is not None:
         labels, clean_pred = labels[:limit], clean_pred[:limit]
@@ -179,7 +183,7 @@ def plan_rows(
     pos, tgt, att = [], [], []
     for i in range(n):
         if attack.attacks_misclassified or correct[i]:
-            others = [c for c in range(10) if attack.attacks_misclassified or c != labels[i]]
+            others = [c for c in range(classes) if attack.attacks_misclassified or c != labels[i]]
             pos += [i] * len(others)
             tgt += others
             att += [True] * len(others)
@@ -210,7 +214,9 @@ def run_attack(
     graph = graph or build_attack_graph(loaded, spec)
     images, labels, indices = sample.images, sample.labels, sample.indices
     clean_pred = sample.clean_pred
-    pos, target, attacked = plan_rows(spec.attack, spec.params, labels, clean_pred)
+    pos, target, attacked = plan_rows(
+        spec.attack, spec.params, labels, clean_pred, loaded.spec.classes
+    )
     if only is not None:
         attacked = attacked & only[pos]
         target = np.where(attacked, target, -1)
@@ -261,7 +267,7 @@ def evaluate(
     model_seed: int | None,
     images: np.ndarray,
     labels: np.ndarray,
-    data_dir: str | None = None,
+    dataset: Any = None,
     bars: Any = None,
 ) -> list[dict[str, Any]]:
     """Clean accuracy of each model's checkpoint (trained first if missing) on `images`.
@@ -277,7 +283,7 @@ def evaluate(
         on_train = None
         if bars is not None:
             on_train = progress.training_task(bars, f"{model.name} (no checkpoint yet)")
-        loaded = zoo.load(model, model.config(), seed, data_dir, on_train=on_train)
+        loaded = zoo.load(model, model.config(), seed, dataset, on_train=on_train)
         try:
             pred = predict(loaded, images)
         finally:

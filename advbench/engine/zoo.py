@@ -1,7 +1,10 @@
 """Checkpoints: train on a miss, save atomically with a record, restore by configuration + seed.
 
-A checkpoint lives in a directory named `<model>-s<seed>-<key>`, where `key` hashes the model
-name, its full configuration, the seed and the data checksum. Two places are searched: the
+A checkpoint lives in a directory named `<model>-<dataset>-s<seed>-<key>`, where `key` hashes
+the model name, its full configuration, the seed and the dataset's checksum; its record names
+the dataset, its checksum, image shape and classes. Checkpoints made before datasets had names
+(`<model>-s<seed>-<key>`, the same key, all MNIST) are found too: the key's checksum ties them
+to their data. Two places are searched: the
 checkpoints shipped inside the package (`advbench/checkpoints/`, produced by `advbench train
 --ship`) and the user cache (`$ADVBENCH_HOME/checkpoints`, default `~/.cache/advbench`).
 
@@ -13,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,40 +24,65 @@ from typing import Any
 
 import numpy as np
 
+from advbench.contract.dataset import Dataset, ImageSpec
 from advbench.contract.lazy_tf import tf
 from advbench.contract.model import Model, Network
-from advbench.engine import data as mnist
+from advbench.engine import data
 from advbench.engine.checkpoints import (
     SHIPPED,
     cache_root,
     first_line,
     read_record,
-    read_weights,
     recovery,
-    seal,
+    save_atomically,
     verify,
 )
 from advbench.engine.graph import ATTACK_THREADS, TRAINING_THREADS, session, versions
-from advbench.errors import AdvbenchError
+from advbench.errors import AdvbenchError, ModelError
 
 EVAL_EVERY = 1000  # steps between progress evaluations, as the tutorial prints them
 
 
-def checkpoint_name(model: Model, config: Mapping[str, Any], seed: int) -> str:
-    """Directory name identifying this model configuration, seed and data."""
-    ident = {"model": model.name, "config": dict(config), "seed": seed, "data": mnist.checksum()}
-    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{model.name}-s{seed}-{key}"
+def _key(model: Model, config: Mapping[str, Any], seed: int, dataset: Dataset) -> str:
+    ident = {"model": model.name, "config": dict(config), "seed": seed, "data": dataset.checksum}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def find(model: Model, config: Mapping[str, Any], seed: int) -> Path | None:
-    """The complete checkpoint directory for this configuration, if one exists."""
-    name = checkpoint_name(model, config, seed)
-    for root in (SHIPPED, cache_root()):
-        folder = root / name
-        if (folder / "record.json").is_file():
-            return folder
+def checkpoint_name(model: Model, config: Mapping[str, Any], seed: int, dataset: Dataset) -> str:
+    """Directory name identifying this model configuration, seed and dataset."""
+    return f"{model.name}-{dataset.slug}-s{seed}-{_key(model, config, seed, dataset)}"
+
+
+def legacy_name(model: Model, config: Mapping[str, Any], seed: int, dataset: Dataset) -> str:
+    """The name a checkpoint had before datasets were named (only MNIST's checksum matches)."""
+    return f"{model.name}-s{seed}-{_key(model, config, seed, dataset)}"
+
+
+def find(
+    model: Model, config: Mapping[str, Any], seed: int, dataset: Dataset | None = None
+) -> Path | None:
+    """The complete checkpoint directory for this configuration and dataset (default: the
+    default dataset), if one exists."""
+    dataset = dataset or data.default_dataset()
+    names = (
+        checkpoint_name(model, config, seed, dataset),
+        legacy_name(model, config, seed, dataset),
+    )
+    for name in names:
+        for root in (SHIPPED, cache_root()):
+            folder = root / name
+            if (folder / "record.json").is_file():
+                return folder
     return None
+
+
+def check_accepts(model: Model, dataset: Dataset) -> None:
+    """One line naming both when `model` declares images or classes `dataset` does not have."""
+    wrong = model.accepts(dataset.spec)
+    if wrong:
+        raise ModelError(
+            f"model {model.name!r} {wrong}; dataset {dataset.name!r} has {dataset.spec.text()}"
+        )
 
 
 @dataclass
@@ -68,6 +94,7 @@ class Loaded:
     network: Network
     record: dict[str, Any]
     folder: Path
+    spec: ImageSpec  # the images the network takes: shape, classes, value range
 
     def close(self) -> None:
         self.session.close()
@@ -85,7 +112,7 @@ def train(
     model: Model,
     config: Mapping[str, Any],
     seed: int,
-    data_dir: str | None = None,
+    dataset: Dataset | None = None,
     root: Path | None = None,
     on_progress: Callable[[int, int, float | None], None] | None = None,
     in_graph: bool | None = None,
@@ -111,25 +138,31 @@ def train(
             f"checkpoint cache {root} cannot be created ({exc.strerror or exc}); "
             "set ADVBENCH_HOME to a writable directory"
         ) from None
-    data = mnist.read_data_sets(data_dir, one_hot=True, seed=seed)
+    dataset = dataset or data.default_dataset()
+    check_accepts(model, dataset)
+    spec = dataset.spec
+    if model.input_shape is None or model.classes is None:
+        probe(model, config, dataset)
+    sets = read(dataset, seed)
     started = time.perf_counter()
     # Keras trains eagerly: outside any graph context (a `with session` would be one).
-    fitted = model.fit(config, seed, data, on_progress) if model.trains_outside_graph else None
+    fitted = model.fit(config, seed, sets, on_progress) if model.trains_outside_graph else None
     graph = t.Graph()
     with graph.as_default():
         t.compat.v1.set_random_seed(seed)
-        x = t.compat.v1.placeholder(t.float32, [None, 784], name=model.input_name)
-        y = t.compat.v1.placeholder(t.float32, [None, 10], name=model.label_name)
+        x = t.compat.v1.placeholder(t.float32, [None, spec.pixels], name=model.input_name)
+        y = t.compat.v1.placeholder(t.float32, [None, spec.classes], name=model.label_name)
         net = model.build(config)
         if in_graph is None:
             in_graph = model.hints.in_graph_training
         in_graph = in_graph and not model.trains_outside_graph
         # Only the trainer that will run is built: the in-graph loop or the once-per-step op.
-        loop = _in_graph_loop(model, net, config, data) if in_graph else None
+        loop = _in_graph_loop(model, net, config, sets) if in_graph else None
         step_op = (
             None if in_graph or model.trains_outside_graph else model.train_step(net, x, y, config)
         )
-        predictions = t.argmax(net.logits(x), 1)
+        # after the training ops, as ever: op-level seeds follow the order ops are created in
+        predictions = t.argmax(network_logits(model, net, x, spec, dataset.name), 1)
         saver = t.compat.v1.train.Saver(var_list=net.variables, max_to_keep=None)
         init = t.compat.v1.variables_initializer(
             [
@@ -138,7 +171,7 @@ def train(
                 if v.name.split(":")[0] not in ("train_images", "train_labels")
             ]
         )
-    test = data.test
+    test = sets.test
     first_x, first_y = test.images[:1000], test.labels_int[:1000]
     history: list[list[float]] = []
     threads = TRAINING_THREADS if model.hints.single_threaded_training else ATTACK_THREADS
@@ -155,12 +188,12 @@ def train(
             steps, batch_size = int(config["steps"]), int(config["batch_size"])
             extra = model.train_feed(net, config)
             sess.run(
-                loop.init, {loop.images_ph: data.train.images, loop.labels_ph: data.train.labels}
+                loop.init, {loop.images_ph: sets.train.images, loop.labels_ph: sets.train.labels}
             )
             done = 0
             while done < steps:
                 chunk = min(EVAL_EVERY, steps - done)
-                order = np.stack([data.train.next_indices(batch_size) for _ in range(chunk)])
+                order = np.stack([sets.train.next_indices(batch_size) for _ in range(chunk)])
                 sess.run(loop.run, {loop.order: order, **extra})
                 done += chunk
                 acc = _evaluate(sess, x, predictions, first_x, first_y)
@@ -171,7 +204,7 @@ def train(
             steps, batch_size = int(config["steps"]), int(config["batch_size"])
             extra = model.train_feed(net, config)
             for i in range(steps):
-                images, classes = data.train.next_batch(batch_size)
+                images, classes = sets.train.next_batch(batch_size)
                 sess.run(step_op, {x: images, y: classes, **extra})
                 acc = None
                 if (i + 1) % EVAL_EVERY == 0 or i + 1 == steps:
@@ -190,14 +223,18 @@ def train(
             "history_first_1000": history,
             "train_seconds": round(seconds, 3),
             "threads": "1/1" if model.hints.single_threaded_training else "all cores",
-            "data_checksum": mnist.checksum(),
+            "dataset": dataset.name,
+            "data_checksum": dataset.checksum,
+            "image_shape": list(spec.shape),
+            "classes": spec.classes,
+            "value_range": list(spec.value_range),
             "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **extra_record,
         }
         with graph.as_default():
-            name = checkpoint_name(model, config, seed)
-            return _save_atomically(saver, sess, root, name, record)
+            name = checkpoint_name(model, config, seed, dataset)
+            return save_atomically(saver, sess, root, name, record)
 
 
 @dataclass
@@ -209,11 +246,11 @@ class _Loop:
     run: Any
 
 
-def _in_graph_loop(model: Model, net: Network, config: Mapping[str, Any], data) -> _Loop:
+def _in_graph_loop(model: Model, net: Network, config: Mapping[str, Any], sets) -> _Loop:
     """Training steps inside one `tf.while_loop`, the training set held in graph variables."""
     t = tf()
-    images_ph = t.compat.v1.placeholder(t.float32, data.train.images.shape)
-    labels_ph = t.compat.v1.placeholder(t.float32, data.train.labels.shape)
+    images_ph = t.compat.v1.placeholder(t.float32, sets.train.images.shape)
+    labels_ph = t.compat.v1.placeholder(t.float32, sets.train.labels.shape)
     images = t.Variable(images_ph, trainable=False, name="train_images")
     labels = t.Variable(labels_ph, trainable=False, name="train_labels")
     order = t.compat.v1.placeholder(t.int64, [None, int(config["batch_size"])], name="order")
@@ -233,60 +270,62 @@ def _in_graph_loop(model: Model, net: Network, config: Mapping[str, Any], data) 
     return _Loop(init, images_ph, labels_ph, order, run)
 
 
-def _save_atomically(saver, sess, root: Path, name: str, record: dict[str, Any]) -> Path:
-    """Write the checkpoint under a temporary name and rename it into place.
+def read(dataset: Dataset, seed: int) -> data.DataSets:
+    """The dataset's splits with one-hot labels, batches seeded by `seed` (training's view)."""
+    return data.read_data_sets(dataset, one_hot=True, seed=seed)
 
-    A checkpoint being replaced is first renamed aside (one atomic step), then the new one is
-    renamed in, and only then is the old one deleted: a process killed at any moment leaves
-    either the old checkpoint or the new one complete under the final name, never a half-deleted
-    folder that looks whole. Leftovers of killed trainings are removed by the next one.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(root)
-    final = root / name
-    tmp = root / f".{name}.tmp-{os.getpid()}"
-    old = root / f".{name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+
+def network_logits(model: Model, net: Network, x, spec: ImageSpec, dataset: str):
+    """`net.logits(x)` on the dataset's image rows, after checking the network takes them and
+    scores `spec.classes` classes: a model that declares nothing is checked here, where
+    TensorFlow's shape inference first sees both (one line naming model and dataset)."""
     try:
-        saver.save(sess, str(tmp / "model.ckpt"), write_state=False)
-        record = seal(record, read_weights(tmp))
-        (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+        logits = net.logits(x)
+    except (ValueError, TypeError) as exc:  # shape inference: "Dimensions must be equal", ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"model {model.name!r} cannot take dataset {dataset!r}'s {spec.text()} ({first})"
+        ) from None
+    width = logits.shape[-1] if logits.shape.rank else None
+    if logits.shape.rank != 2 or (width is not None and width != spec.classes):
+        raise ModelError(
+            f"model {model.name!r} scores {width if width is not None else '?'} classes "
+            f"(logits {logits.shape}); dataset {dataset!r} has {spec.classes}"
+        )
+    return logits
 
 
-def _remove_leftovers(root: Path) -> None:
-    """Delete the temporary and set-aside folders of trainings whose process is gone."""
-    for folder in root.glob(".*-*"):
-        kind, _, pid = folder.name.rpartition("-")
-        if not (kind.endswith((".tmp", ".old")) and pid.isdigit()) or _alive(int(pid)):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
+def probe(model: Model, config: Mapping[str, Any], dataset: Dataset) -> None:
+    """Build `model` on the dataset's image rows in a scratch graph: a model that declares no
+    `input_shape` or `classes` fails here, in one line, rather than inside its training."""
+    t = tf()
+    spec = dataset.spec
+    with t.Graph().as_default():
+        x = t.compat.v1.placeholder(t.float32, [None, spec.pixels])
+        network_logits(model, model.build(config), x, spec, dataset.name)
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def spec_of(model: Model, record: Mapping[str, Any], dataset: Dataset | None) -> ImageSpec:
+    """The images a restored network takes: the dataset's, else the record's (trained since
+    datasets were named), else the model's declaration (older records: all MNIST)."""
+    if dataset is not None:
+        return dataset.spec
+    if "image_shape" in record and "classes" in record:
+        lo, hi = record.get("value_range", (0.0, 1.0))
+        return ImageSpec(tuple(record["image_shape"]), int(record["classes"]), (lo, hi))
+    if model.input_shape is not None and model.classes is not None:
+        return ImageSpec(tuple(model.input_shape), int(model.classes))
+    raise AdvbenchError(f"checkpoint of model {model.name!r} does not say which images it takes")
 
 
-def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
+def restore(
+    model: Model, config: Mapping[str, Any], folder: Path, dataset: Dataset | None = None
+) -> Loaded:
     """Build `model` in a fresh graph and load the weights saved in `folder`."""
     t = tf()
     record = read_record(folder)
     verify(folder, record)
+    spec = spec_of(model, record, dataset)
     graph = t.Graph()
     with graph.as_default():
         net = model.build(config)
@@ -300,18 +339,21 @@ def restore(model: Model, config: Mapping[str, Any], folder: Path) -> Loaded:
         raise AdvbenchError(
             f"checkpoint {folder} could not be restored ({first_line(exc)}); {recovery(folder)}"
         ) from None
-    return Loaded(graph, sess, net, record, folder)
+    return Loaded(graph, sess, net, record, folder, spec)
 
 
 def load(
     model: Model,
     config: Mapping[str, Any],
     seed: int,
-    data_dir: str | None = None,
+    dataset: Dataset | None = None,
     on_train: Callable[[int, int, float | None], None] | None = None,
 ) -> Loaded:
-    """The model restored from its checkpoint, training (and caching) it first on a miss."""
-    folder = find(model, config, seed)
+    """The model restored from its checkpoint for `dataset` (default: the default dataset),
+    training (and caching) it first on a miss."""
+    dataset = dataset or data.default_dataset()
+    check_accepts(model, dataset)
+    folder = find(model, config, seed, dataset)
     if folder is None:
-        folder = train(model, config, seed, data_dir, on_progress=on_train)
-    return restore(model, config, folder)
+        folder = train(model, config, seed, dataset, on_progress=on_train)
+    return restore(model, config, folder, dataset)

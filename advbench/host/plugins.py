@@ -1,5 +1,6 @@
 """The plugin manager: built-ins, installed entry points and drop-in files, one mechanism.
 
+Models, attacks and datasets (`register_models`, `register_attacks`, `register_datasets`).
 Load order: built-in modules, then packages declaring the `advbench` entry-point group, then
 `*.py` files in the plugin directory. All go through the same hooks. A plugin that fails to
 import, or whose hook raises, is recorded with the reason and skipped, so one broken plugin
@@ -29,13 +30,14 @@ import pluggy
 from advbench.contract import hookspecs
 from advbench.contract.attack import loop_problem
 from advbench.errors import PluginError
-from advbench.host.registry import Table
+from advbench.host.registry import DatasetTable, Table
 
 if TYPE_CHECKING:
     from advbench.contract.attack import Attack
     from advbench.contract.model import Model
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "advbench_plugins.datasets",
     "advbench_plugins.mlp",
     "advbench_plugins.softmax",
     "advbench_plugins.cnn",
@@ -70,6 +72,7 @@ class PluginInfo:
     version: str
     models: list[str] = field(default_factory=list)
     attacks: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -81,14 +84,15 @@ class Plugins:
     models: Table[Model]
     attacks: Table[Attack]
     info: dict[str, PluginInfo]
+    datasets: DatasetTable = field(default_factory=DatasetTable)
 
     @property
     def errors(self) -> list[PluginInfo]:
         """Plugins that failed to import or register."""
         return [i for i in self.info.values() if i.error]
 
-    def builtin_names(self, kind: Literal["models", "attacks"]) -> list[str]:
-        """Names of the loaded models or attacks that advbench itself ships, in load order.
+    def builtin_names(self, kind: Literal["models", "attacks", "datasets"]) -> list[str]:
+        """Names of the loaded models, attacks or datasets advbench itself ships, in load order.
 
         Tests and benchmarks iterate over these so that an installed or drop-in plugin never
         joins (or breaks) advbench's own tables.
@@ -164,6 +168,7 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     models, attacks = Table("model"), Table("attack", problem=loop_problem)
+    datasets = DatasetTable()
     info: dict[str, PluginInfo] = {}
     allow, block = _names_from_env(ENV_ALLOW), _names_from_env(ENV_BLOCK)
 
@@ -186,6 +191,7 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
         for hook, table, names in (
             (pm.hook.register_models, models, entry.models),
             (pm.hook.register_attacks, attacks, entry.attacks),
+            (pm.hook.register_datasets, datasets, entry.datasets),
         ):
             # Each plugin's implementation is called on its own rather than through
             # `pm.hook.register_*`: every registered name is attributed to the plugin that
@@ -210,4 +216,4 @@ def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
                 except (Exception, SystemExit) as exc:
                     entry.error = f"hook {hook.name} raised {type(exc).__name__}: {exc}"
     pm.check_pending()
-    return Plugins(pm, models, attacks, info)
+    return Plugins(pm, models, attacks, info, datasets)

@@ -1,4 +1,5 @@
-"""Names → models and attacks, with provenance, duplicate detection and helpful misses."""
+"""Names → models, attacks and datasets, with provenance, duplicate detection and helpful
+misses. Datasets also resolve `PREFIX:ARGUMENT` through a registered loader (`npz:FILE`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from advbench.contract.dataset import Dataset, DatasetLoader, dataset_problem
 from advbench.errors import PluginError
 
 T = TypeVar("T")
@@ -81,3 +83,29 @@ def lookup(name: str, *tables: Table[Any]) -> Entry[Any]:
     hint = f"; did you mean {close[0]!r}?" if close else ""
     kinds = " or ".join(table.kind for table in tables)
     raise PluginError(f"unknown {kinds} {name!r} (known: {', '.join(known) or 'none'}){hint}")
+
+
+@dataclass
+class DatasetTable(Table[Any]):
+    """Datasets by name (`mnist`) and loaders by prefix (`npz:`, registered as "npz:"): a
+    name with a colon opens its argument with the loader of its prefix (`npz:data/x.npz`)."""
+
+    kind: str = "dataset"
+    problem: Callable[[Any], str | None] | None = dataset_problem
+
+    def get(self, name: str) -> Dataset:
+        """The dataset called `name`, or opened by its prefix's loader; one line otherwise."""
+        entry = self.entries.get(name)
+        if entry is not None and isinstance(entry.obj, Dataset):
+            return entry.obj
+        prefix, sep, argument = name.partition(":")
+        loader = self.entries.get(f"{prefix}:") if sep else None
+        if loader is not None and isinstance(loader.obj, DatasetLoader):
+            return loader.obj.open(argument)
+        known = sorted(self.entries, key=lambda n: (n.endswith(":"), n))
+        shown = [n + ("PATH" if n.endswith(":") else "") for n in known]
+        close = difflib.get_close_matches(f"{prefix}:" if sep else name, known, n=1)
+        hint = ""
+        if close:
+            hint = f"; did you mean {close[0] + (argument if close[0].endswith(':') else '')!r}?"
+        raise PluginError(f"unknown dataset {name!r} (known: {', '.join(shown) or 'none'}){hint}")

@@ -50,8 +50,8 @@ def bim(
 
     t = tf()
     with loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, 784])
-        y = t.compat.v1.placeholder(t.float32, [None, 10])
+        x = t.compat.v1.placeholder(t.float32, [None, loaded.spec.pixels])
+        y = t.compat.v1.placeholder(t.float32, [None, loaded.spec.classes])
         logits = loaded.network.logits(x)
         loss = t.reduce_sum(loaded.network.loss(x, y))
         # ART builds its gradient ops in the default graph: ours, in graph mode
@@ -72,7 +72,7 @@ def bim(
             batch_size=batch,
             verbose=False,
         )
-        onehot = np.eye(10)[labels]
+        onehot = np.eye(loaded.spec.classes)[labels]
         bim.generate(images[:batch], y=onehot[:batch])  # warm-up, as for every other row
         _, seconds = time_call(lambda: bim.generate(images, y=onehot))
     return Row(

@@ -44,8 +44,8 @@ def _classifier(loaded: Any, loss: str) -> Any:
 
     t = tf()
     with loaded.graph.as_default():
-        x_ph = t.compat.v1.placeholder(t.float32, [None, 784])
-        y_ph = t.compat.v1.placeholder(t.float32, [None, 10])
+        x_ph = t.compat.v1.placeholder(t.float32, [None, loaded.spec.pixels])
+        y_ph = t.compat.v1.placeholder(t.float32, [None, loaded.spec.classes])
         logits = loaded.network.logits(x_ph)
         labels = t.argmax(y_ph, 1)
         if loss == "dlr":
@@ -62,18 +62,19 @@ def _classifier(loaded: Any, loss: str) -> Any:
 
         def __init__(self) -> None:
             super().__init__(model=None, clip_values=(0.0, 1.0))
-            self.nb_classes = 10
+            self.nb_classes = loaded.spec.classes
 
         @property
         def input_shape(self) -> tuple[int, ...]:
-            return (784,)
+            return (loaded.spec.pixels,)
 
         def predict(self, x: np.ndarray, batch_size: int = 1000, **kwargs: Any) -> np.ndarray:
             parts = [
                 sess.run(logits, {x_ph: x[i : i + batch_size]})
                 for i in range(0, len(x), batch_size)
             ]
-            return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+            empty = np.zeros((0, loaded.spec.classes), np.float32)
+            return np.concatenate(parts) if parts else empty
 
         def fit(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> None:
             raise NotImplementedError("a restored advbench model is not trained through ART")
@@ -119,7 +120,7 @@ def apgd(
             loss_type=None,
             verbose=False,
         )
-    onehot = np.eye(10, dtype=np.float32)[labels]
+    onehot = np.eye(loaded.spec.classes, dtype=np.float32)[labels]
     started = time.perf_counter()
     adversarial = attack.generate(images, y=onehot)
     return adversarial, time.perf_counter() - started

@@ -46,7 +46,7 @@ def grid(
 
 
 def explain(
-    loaded: Any, name: str, out: Path, image_index: int = 12, data_dir: str | None = None
+    loaded: Any, name: str, out: Path, image_index: int = 12, dataset: Any = None
 ) -> list[str]:
     """Write every view this model supports into `out`; return the file names."""
     from advbench.contract.lazy_tf import tf
@@ -54,15 +54,17 @@ def explain(
 
     t = tf()
     out.mkdir(parents=True, exist_ok=True)
-    sets = data.read_data_sets(data_dir)
+    sets = data.read_data_sets(dataset)
     net, sess = loaded.network, loaded.session
     written = []
     weights = getattr(net, "W", None)
-    if weights is not None and tuple(weights.shape) == (784, 10):
+    spec = loaded.spec
+    picture = spec.shape[:2] if spec.shape[2] == 1 else spec.shape
+    if weights is not None and tuple(weights.shape) == (spec.pixels, spec.classes):
         w = sess.run(weights)
         grid(
-            [w[:, d].reshape(28, 28) for d in range(10)],
-            [str(d) for d in range(10)],
+            [w[:, d].reshape(picture) for d in range(spec.classes)],
+            [str(d) for d in range(spec.classes)],
             out / "weights.png",
             f"{name}: weights per digit (blue +, red −)",
             cols=5,
@@ -76,7 +78,7 @@ def explain(
     wrong = np.flatnonzero(pred != val.labels_int[:200])
     if len(wrong):
         grid(
-            [val.images[i].reshape(28, 28) for i in wrong],
+            [val.images[i].reshape(picture) for i in wrong],
             [f"#{i}: {val.labels_int[i]}→{pred[i]}" for i in wrong],
             out / "misclassified.png",
             f"{name}: {len(wrong)} of the first 200 validation images misclassified",
@@ -85,7 +87,7 @@ def explain(
     layers = getattr(net, "layers", None)
     if layers is not None:
         with loaded.graph.as_default():
-            x = t.compat.v1.placeholder(t.float32, [None, 784])
+            x = t.compat.v1.placeholder(t.float32, [None, spec.pixels])
             h = layers(x).get("h_conv1")
             w_conv1 = getattr(net, "W_conv1", None)
         if h is not None and w_conv1 is not None:
@@ -111,11 +113,11 @@ def explain(
             rng = np.random.RandomState(0)
             maxima = []
             for f in range(k):
-                img = rng.uniform(0, 1, [1, 784]).astype(np.float32)
+                img = rng.uniform(0, 1, [1, spec.pixels]).astype(np.float32)
                 for _ in range(50):
                     g = sess.run(grad, {x: img, feature: f})
                     img += g / (np.std(g) + 1e-8)
-                maxima.append(img.reshape(28, 28))
+                maxima.append(img.reshape(picture))
             grid(
                 maxima,
                 [f"feature {f}" for f in range(k)],

@@ -40,18 +40,20 @@ def per_image_iterations(
     targets = labels if targets is None else targets
     with loaded.graph.as_default():
         ph = t.compat.v1.placeholder
-        x, x0 = ph(t.float32, [1, 784]), ph(t.float32, [1, 784])
+        spec = loaded.spec
+        x, x0 = ph(t.float32, [1, spec.pixels]), ph(t.float32, [1, spec.pixels])
         y, tgt, idx = ph(t.int64, [1]), ph(t.int64, [1]), ph(t.int64, [1])
         it = ph(t.int32, [])
-        start = StepInputs(x0, x0, y, tgt, idx, t.constant(-1), seed)
+        start = StepInputs(x0, x0, y, tgt, idx, t.constant(-1), seed, (), spec)
         x_init = attack.initial(net, start, params)
         state_init = tuple(
-            attack.initial_state(net, StepInputs(x, x0, y, tgt, idx, -1, seed), params)
+            attack.initial_state(net, StepInputs(x, x0, y, tgt, idx, -1, seed, (), spec), params)
         )
         state_ph = tuple(ph(s.dtype, s.shape) for s in state_init)
-        s = StepInputs(x, x0, y, tgt, idx, it, seed, state_ph)
+        s = StepInputs(x, x0, y, tgt, idx, it, seed, state_ph, spec)
         x_star, state_next = attack.step_with_state(net, s, params)
-        won = attack.success(net, net.logits(x), StepInputs(x, x0, y, tgt, idx, it, seed), params)
+        now = StepInputs(x, x0, y, tgt, idx, it, seed, (), spec)
+        won = attack.success(net, net.logits(x), now, params)
         pred = t.argmax(net.logits(x), 1)
     sess = loaded.session
     result = np.zeros(len(images), np.int32)

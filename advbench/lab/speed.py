@@ -45,7 +45,7 @@ class Options:
     art_images: int | None  # images for ART (None: as many as advbench's)
     art_batch: int
     train_steps: int
-    data_dir: str | None = None
+    dataset: Any = None  # advbench.Dataset; None: the default (MNIST)
 
 
 @dataclass
@@ -184,12 +184,12 @@ def bench_ifgsm(
     # naive batched loop: one feed of all images, one sess.run per iteration, no early stop
     m = min(naive_images, n)
     with loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, 784])
-        y = t.compat.v1.placeholder(t.float32, [None, 10])
+        x = t.compat.v1.placeholder(t.float32, [None, loaded.spec.pixels])
+        y = t.compat.v1.placeholder(t.float32, [None, loaded.spec.classes])
         _, grad = loaded.network.loss_gradient(x, y)
         x_star = t.clip_by_value(x + params["step"] * t.sign(grad), 0.0, 1.0)
         pred = t.argmax(loaded.network.logits(x_star), 1)
-    onehot = np.eye(10, dtype=np.float32)[labels[:m]]
+    onehot = np.eye(loaded.spec.classes, dtype=np.float32)[labels[:m]]
     loaded.session.run([x_star, pred], {x: images[:m], y: onehot})  # warm-up
 
     def naive():
@@ -248,9 +248,9 @@ def measure(registry: Any, options: Options) -> Bench:
 
     model, attack = registry.models.get(MODEL), registry.attacks.get(ATTACK)
     config, params = model.config(), attack.config()
-    test = data.read_test_set(options.data_dir)
+    test = data.read_test_set(options.dataset)
     n = min(options.limit or test.num_examples, test.num_examples)
-    loaded = zoo.load(model, config, model.default_seed, options.data_dir)
+    loaded = zoo.load(model, config, model.default_seed, options.dataset)
     try:
         rows, facts = bench_ifgsm(
             loaded,
@@ -267,7 +267,7 @@ def measure(registry: Any, options: Options) -> Bench:
     finally:
         loaded.close()
     model_2, attack_2 = registry.models.get(FLOOR_MODEL), registry.attacks.get(FLOOR_ATTACK)
-    loaded = zoo.load(model_2, model_2.config(), model_2.default_seed, options.data_dir)
+    loaded = zoo.load(model_2, model_2.config(), model_2.default_seed, options.dataset)
     try:
         m = min(options.floor_images, n)
         floor_row = bench_attack_vs_floor(

@@ -64,7 +64,8 @@ def matmul_rate(seconds: float = 2.0) -> float:
 
 
 def forward_flops(model: Any) -> float:
-    """FLOPs of one forward pass for one image, counted by TensorFlow's profiler."""
+    """FLOPs of one forward pass for one image of the shape the model declares, counted by
+    TensorFlow's profiler."""
     from tensorflow.python.framework import ops as tf_ops
 
     from advbench.contract.lazy_tf import tf
@@ -72,7 +73,7 @@ def forward_flops(model: Any) -> float:
     t = tf()
     graph = t.Graph()
     with graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [1, 784])
+        x = t.compat.v1.placeholder(t.float32, [1, int(np.prod(model.input_shape))])
         logits = model.build(model.config()).logits(x)
     # only the ops the logits depend on (not the variables' initialisers)
     seen, stack, total = set(), [logits.op], 0

@@ -49,7 +49,7 @@ def run(
     seed: int,
     images: np.ndarray,
     labels: np.ndarray,
-    data_dir: str | None = None,
+    dataset: Any = None,
 ) -> dict[str, Any]:
     """The matrix of flip rates [source, target] and the counts behind each cell."""
     from advbench.engine import runner, zoo
@@ -59,7 +59,7 @@ def run(
     crafted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     clean: dict[str, np.ndarray] = {}
     for m in members:
-        loaded = zoo.load(m.model, m.config, m.seed, data_dir)
+        loaded = zoo.load(m.model, m.config, m.seed, dataset)
         try:
             sample = runner.Sample.of(loaded, images, labels, idx)
             clean[m.label] = sample.clean_pred
@@ -71,7 +71,7 @@ def run(
     k = len(members)
     rates, counts = np.zeros((k, k)), np.zeros((k, k), dtype=int)
     for j, target in enumerate(members):
-        loaded = zoo.load(target.model, target.config, target.seed, data_dir)
+        loaded = zoo.load(target.model, target.config, target.seed, dataset)
         try:
             for i, source in enumerate(members):
                 where, adv, true = crafted[source.label]

@@ -29,6 +29,18 @@ def pyplot():
     return plt
 
 
+def picture(image: np.ndarray) -> np.ndarray:
+    """An example image for `imshow`: [h, w] (greyscale) or [h, w, 3]. Examples are stored as
+    [h, w, c]; databases written before datasets had shapes hold flattened square greyscale
+    (MNIST) rows."""
+    if image.ndim == 1:
+        side = round(len(image) ** 0.5)
+        return image.reshape(side, side)
+    if image.shape[-1] == 1:
+        return image[:, :, 0]
+    return np.clip(image[:, :, :3], 0.0, 1.0)
+
+
 def adversarial_grid(
     originals: np.ndarray | None,
     adversarial: np.ndarray,
@@ -47,7 +59,7 @@ def adversarial_grid(
     height = 5.4 if originals is not None else 2.2
     fig, axes = plt.subplots(len(names), k, figsize=(1.6 * k + 0.6, height), squeeze=False)
     for col in range(k):
-        adv = adversarial[col].reshape(28, 28)
+        adv = picture(adversarial[col])
         m = meta[col]
         target = f"→{m['target']} " if m["target"] >= 0 else ""
         adv_panel = (adv, "gray", 0, 1, f"{target}pred {m['pred']} @{m['iterations']}")
@@ -55,8 +67,11 @@ def adversarial_grid(
             who = f"#{m['index']} true {m['label']} "
             panels: tuple[tuple[Any, ...], ...] = ((*adv_panel[:4], who + adv_panel[4]),)
         else:
-            orig = originals[col].reshape(28, 28)
+            orig = picture(originals[col])
             delta = adv - orig
+            if delta.ndim == 3:  # colour: the perturbation's largest channel, signed
+                pick = np.abs(delta).argmax(axis=2)[:, :, None]
+                delta = np.take_along_axis(delta, pick, axis=2)[:, :, 0]
             bound = max(float(np.abs(delta).max()), 1e-6)
             panels = (
                 (orig, "gray", 0, 1, f"#{m['index']} true {m['label']}"),

@@ -49,8 +49,8 @@ def summarize(
             mean_target_confidence=_mean_or_none(records.confidence[attacked]),
             per_target={
                 str(c): _round(flipped[attacked & (records.target == c)].mean())
-                for c in range(10)
-                if (attacked & (records.target == c)).any()
+                for c in np.unique(records.target[attacked]).tolist()
+                if c >= 0
             },
         )
     return Summary(

@@ -33,7 +33,7 @@ class Records:
     l2: np.ndarray  # ‖x_adv − x‖₂
     linf: np.ndarray  # ‖x_adv − x‖∞
     confidence: np.ndarray  # probability of the target (targeted) or of adv_pred; NaN unattacked
-    adversarial: np.ndarray = field(repr=False)  # float32 [rows, 784] final images
+    adversarial: np.ndarray = field(repr=False)  # float32 [rows, pixels] final images
     # An ensemble's cell: the position of the component that broke the image (-1: none, NULL
     # in the database); iterations are then steps within that component. -1 for other attacks.
     component: np.ndarray | None = None
@@ -242,6 +242,7 @@ class Cell:
     checkpoint: str | None = None
     model_seed: int | None = None
     max_iterations: int | None = None  # the attack's step budget; None in old databases
+    dataset: str | None = None  # the dataset's name (its checksum: data_checksum)
     examples: np.ndarray | None = field(default=None, repr=False)  # first successes, ≤ 8
     originals: np.ndarray | None = field(default=None, repr=False)  # their clean images
     id: int | None = None  # the database row, once stored
@@ -280,7 +281,7 @@ class Cell:
 class StoredRun:
     """Everything stored about one run."""
 
-    info: dict[str, Any]  # id, command, seed, n, data_checksum, versions, started, finished
+    info: dict[str, Any]  # id, command, seed, n, dataset, data_checksum, versions, started, …
     models: list[dict[str, Any]]  # what the engine recorded about each model
     cells: list[Cell]
 

@@ -37,15 +37,8 @@ CELL_HEADERS = (
     "seconds",
     "img/s",
 )
-COMPARED = (
-    "clean_accuracy",
-    "adversarial_accuracy",
-    "flip_rate",
-    "mean_l2",
-    "median_l2",
-    "mean_linf",
-    "seconds",
-)
+COMPARED = ("clean_accuracy", "adversarial_accuracy", "flip_rate", "mean_l2", "median_l2")
+COMPARED += ("mean_linf", "seconds")
 
 
 def _fmt(value: Any, digits: int = 4) -> Any:
@@ -234,7 +227,8 @@ def markdown(
         "",
         f"- run: `{info.get('id', '')}`",
         f"- command: `{info['command']}`",
-        f"- seed: {info['seed']}, images: {info['n']}, data checksum: {info['data_checksum']}",
+        f"- dataset: {info.get('dataset')}, seed: {info['seed']}, images: {info['n']}, "
+        f"data checksum: {info['data_checksum']}",
         f"- versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}",
         "",
         "## Models",

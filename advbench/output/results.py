@@ -10,7 +10,6 @@ The per-image columns come from `advbench.output.records.COLUMNS`. The schema ha
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -34,7 +33,8 @@ from advbench.output.records import (
     columns_of,
     records_from_rows,
 )
-from advbench.output.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from advbench.output.schema import LEGACY_DATASET, MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from advbench.output.schema import run_key as run_key  # re-exported: runs are keyed by it
 
 DEFAULT_DB = Path("reports") / "advbench.sqlite"
 ENV_DB = "ADVBENCH_DB"
@@ -44,11 +44,6 @@ def default_db() -> Path:
     """$ADVBENCH_DB, else reports/advbench.sqlite under the current directory."""
     env = os.environ.get(ENV_DB)
     return Path(env) if env else DEFAULT_DB
-
-
-def run_key(plan_description: dict[str, Any]) -> str:
-    """Hash of everything that determines a run's numbers."""
-    return hashlib.sha256(json.dumps(plan_description, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _pack(images: np.ndarray) -> bytes:
@@ -129,6 +124,7 @@ class Store:
         data_checksum: str,
         versions: dict[str, str],
         plan: dict[str, Any],
+        dataset: str = LEGACY_DATASET,
     ) -> str:
         """A new run; its id is readable and sortable: run-YYYYmmdd-HHMMSS-KEY6, with -2, -3, …
         when the same run was already created within that second (`--fresh` twice)."""
@@ -146,8 +142,8 @@ class Store:
                     break
                 run_id = f"{base}-{n}"
             db.execute(
-                "INSERT INTO runs (id, key, created, command, seed, data_checksum, versions, plan)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, key, created, command, seed, data_checksum, versions, plan,"
+                " dataset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     key,
@@ -157,6 +153,7 @@ class Store:
                     data_checksum,
                     json.dumps(versions),
                     json.dumps(plan),
+                    dataset,
                 ),
             )
         return run_id
@@ -222,8 +219,8 @@ class Store:
             cur = db.execute(
                 "INSERT INTO cells (run_id, position, model, key, attack, params, status, error,"
                 " summary, checkpoint, model_seed, seed, data_checksum, versions,"
-                " max_iterations, examples, originals, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " max_iterations, examples, originals, created, dataset)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     position,
@@ -243,6 +240,7 @@ class Store:
                     None if cell.examples is None else _pack(cell.examples),
                     None if cell.originals is None else _pack(cell.originals),
                     time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    cell.dataset or LEGACY_DATASET,
                 ),
             )
             cell.id = cur.lastrowid
@@ -257,8 +255,8 @@ class Store:
 
     def load_run(self, run_id: str) -> StoredRun:
         """Everything stored about a run: its settings, models and cells (with examples)."""
-        command, seed, checksum, versions, created, finished = self.db.execute(
-            "SELECT command, seed, data_checksum, versions, created, finished FROM runs "
+        command, seed, checksum, versions, created, finished, dataset = self.db.execute(
+            "SELECT command, seed, data_checksum, versions, created, finished, dataset FROM runs "
             "WHERE id = ?",
             (run_id,),
         ).fetchone()
@@ -283,6 +281,7 @@ class Store:
                 checkpoint=checkpoint,
                 model_seed=model_seed,
                 max_iterations=max_iterations,
+                dataset=cdataset,
                 examples=unpack(examples),
                 originals=unpack(originals),
                 id=cell_id,
@@ -304,10 +303,11 @@ class Store:
                 max_iterations,
                 examples,
                 originals,
+                cdataset,
             ) in self.db.execute(
                 "SELECT id, model, key, attack, params, status, error, summary, checkpoint,"
-                " model_seed, seed, data_checksum, versions, max_iterations, examples, originals"
-                " FROM cells WHERE run_id = ? ORDER BY position",
+                " model_seed, seed, data_checksum, versions, max_iterations, examples, originals,"
+                " dataset FROM cells WHERE run_id = ? ORDER BY position",
                 (run_id,),
             )
         ]
@@ -316,6 +316,7 @@ class Store:
             "command": command,
             "seed": seed,
             "n": models[0]["n"] if models else None,
+            "dataset": dataset,
             "data_checksum": checksum,
             "versions": json.loads(versions),
             "started": created,

@@ -7,11 +7,15 @@ advbench releases keep opening, resuming and rendering.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 
 from advbench.output.records import RECORDS_TABLE
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the schema before versions were recorded
+SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the schema before versions were recorded
+#: The dataset of every run and cell stored before datasets had names (schema 2 and older).
+LEGACY_DATASET = "mnist"
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -22,7 +26,8 @@ SCHEMA = (
     data_checksum TEXT NOT NULL,
     versions TEXT NOT NULL,
     plan TEXT NOT NULL,
-    finished TEXT
+    finished TEXT,
+    dataset TEXT NOT NULL
 )""",
     "CREATE INDEX IF NOT EXISTS runs_key ON runs(key)",
     """CREATE TABLE IF NOT EXISTS models (
@@ -51,6 +56,7 @@ SCHEMA = (
     examples BLOB,
     originals BLOB,
     created TEXT NOT NULL,
+    dataset TEXT NOT NULL,
     UNIQUE (run_id, model, key)
 )""",
     RECORDS_TABLE,
@@ -75,4 +81,30 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE records ADD COLUMN component INTEGER")
 
 
-MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2}  # from version k to k + 1
+def run_key(plan_description: dict) -> str:
+    """Hash of everything that determines a run's numbers (its identity for resuming)."""
+    return hashlib.sha256(json.dumps(plan_description, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Runs and cells name their dataset; everything stored before is MNIST's. A run's
+    identity gains the dataset's name, so its stored plan and key do too: the same command
+    resumes the run after the upgrade."""
+    for table in ("runs", "cells"):
+        db.execute(
+            f"ALTER TABLE {table} ADD COLUMN dataset TEXT NOT NULL DEFAULT '{LEGACY_DATASET}'"
+        )
+    for run_id, plan in db.execute("SELECT id, plan FROM runs").fetchall():
+        try:
+            identity = json.loads(plan)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(identity, dict) and "dataset" not in identity:
+            identity["dataset"] = LEGACY_DATASET
+            db.execute(
+                "UPDATE runs SET plan = ?, key = ? WHERE id = ?",
+                (json.dumps(identity), run_key(identity), run_id),
+            )
+
+
+MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3}  # k to k + 1

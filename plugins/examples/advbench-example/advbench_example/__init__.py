@@ -47,6 +47,8 @@ class ReluNetwork(Network):
 class ReluMLP(Model):
     name = "relu-mlp"
     description = "example plugin: 784-64-10 ReLU MLP, Adam"
+    input_shape = (28, 28, 1)  # MNIST
+    classes = 10
     params = (
         Param("hidden", 64, "hidden units", int, minimum=1),
         Param("learning_rate", 1e-3, "Adam step", float, minimum=0.0, min_exclusive=True),
@@ -80,7 +82,7 @@ class GaussianNoise(Attack):
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
         sigma = params["sigma_step"] * t.cast(s.iteration + 1, t.float32)
-        return clip(s.x0 + sigma * random_normal(s.seed, s.index, s.iteration, 784), params)
+        return clip(s.x0 + sigma * random_normal(s.seed, s.index, s.iteration, s.pixels), params)
 
 
 @hookimpl
