@@ -60,6 +60,7 @@ from advbench import (
     CLIP_PARAMS,
     SEED_PARAM,
     Attack,
+    ImageSpec,
     Network,
     Param,
     ParamError,
@@ -140,7 +141,6 @@ class APGD(Attack):
             "success = any misclassification",
             int,
             minimum=0,
-            maximum=9,
         ),
         *CLIP_PARAMS,
         SEED_PARAM,
@@ -153,6 +153,23 @@ class APGD(Attack):
                 f"apgd.target_rank={params['target_rank']} and apgd.target={params['target']}"
                 " both choose the target: set one of them"
             )
+
+    def for_dataset(self, params: Mapping[str, Any], spec: ImageSpec) -> dict[str, Any]:
+        """A target rank needs that many other classes; DLR needs 3 classes (4 targeted)."""
+        k = spec.classes
+        if params["target_rank"] > k - 1:
+            raise ParamError(
+                f"invalid value {params['target_rank']} for apgd.target_rank: must be <= "
+                f"{k - 1} (classes - 1)"
+            )
+        targeted = bool(params["target_rank"]) or self.is_targeted(params)
+        need = 4 if targeted else 3
+        if params["loss"] == "dlr" and k < need:
+            raise ParamError(
+                f"apgd.loss=dlr{' with a target' if targeted else ''} needs {need} classes or "
+                f"more; the dataset has {k}"
+            )
+        return super().for_dataset(params, spec)
 
     def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
         return ThreatModel.bounded("linf" if params["norm"] == "inf" else "l2", params["eps"])

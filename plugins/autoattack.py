@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from advbench import Attack, Component, Param, ParamError, ThreatModel, hookimpl
+from advbench import Attack, Component, ImageSpec, Param, ParamError, ThreatModel, hookimpl
 
 KINDS = ("apgd-ce", "apgd-t", "fab-t", "square")
 VERSIONS = {
@@ -37,7 +37,6 @@ VERSIONS = {
     "fast": ("apgd-ce", "apgd-t"),
 }
 LINF_EPS = 0.3
-CLASSES = 10
 ITERATIONS = 100  # APGD and FAB steps, AutoAttack's default
 SQUARE_QUERIES = 5000
 SQUARE_P_INIT = 0.8
@@ -67,8 +66,9 @@ class AutoAttack(Attack):
         ),
         Param(
             "n_target_classes",
-            CLASSES - 1,
-            "runner-up classes APGD-T and FAB-T aim at, one component each",
+            None,
+            "runner-up classes APGD-T and FAB-T aim at, one component each (default: every "
+            "other class, classes - 1)",
             int,
             minimum=1,
         ),
@@ -93,14 +93,28 @@ class AutoAttack(Attack):
     def check(self, params: Mapping[str, Any]) -> None:
         if params["eps"] is None and params["norm"] != "inf":
             raise ParamError("autoattack.eps must be set for norm=2 (no default L2 budget)")
-        if params["n_target_classes"] > CLASSES - 1:
-            raise ParamError(
-                f"invalid value {params['n_target_classes']} for autoattack.n_target_classes: "
-                f"must be <= {CLASSES - 1} (classes - 1)"
-            )
         kinds = self.kinds(params)
         if "square" in kinds and params["norm"] != "inf":
             raise ParamError("autoattack: square is L∞ only; use norm=inf or leave square out")
+
+    def for_dataset(self, params: Mapping[str, Any], spec: ImageSpec) -> dict[str, Any]:
+        """Runner-up classes: every other class unless set, and never more than there are;
+        APGD-T's targeted DLR needs 4 classes."""
+        values = super().for_dataset(params, spec)
+        most = spec.classes - 1
+        if values["n_target_classes"] is None:
+            values["n_target_classes"] = most
+        if values["n_target_classes"] > most:
+            raise ParamError(
+                f"invalid value {values['n_target_classes']} for autoattack.n_target_classes: "
+                f"must be <= {most} (classes - 1)"
+            )
+        if "apgd-t" in self.kinds(values) and spec.classes < 4:
+            raise ParamError(
+                f"autoattack: apgd-t's targeted DLR needs 4 classes or more; the dataset has "
+                f"{spec.classes} (use version=custom without apgd-t)"
+            )
+        return values
 
     def kinds(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         """The component kinds this version runs, in order."""
@@ -127,6 +141,8 @@ class AutoAttack(Attack):
         if params["seed"] >= 0:
             common["seed"] = str(params["seed"])
         apgd = {**common, "norm": norm, "iterations": str(ITERATIONS), "restarts": "1"}
+        if params["n_target_classes"] is None:
+            raise ParamError("autoattack: n_target_classes is set from the dataset (for_dataset)")
         ranks = range(1, params["n_target_classes"] + 1)
         out: list[Component] = []
         for kind in self.kinds(params):

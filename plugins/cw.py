@@ -65,7 +65,7 @@ class CarliniWagnerL2(Attack):
         targeted = self.is_targeted(params)
         x0, n = b.x, t.shape(b.x)[0]
         cls = b.targets if targeted else b.labels
-        onehot = t.one_hot(cls, 10, dtype=t.float32)
+        onehot = t.one_hot(cls, b.classes, dtype=t.float32)
         kappa = params["confidence"]
 
         def to_x(w):

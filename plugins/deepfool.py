@@ -46,8 +46,8 @@ class DeepFool(Attack):
         t = tf()
         logits = net.logits(s.x)
         grads = t.stack(
-            [t.gradients(t.reduce_sum(logits[:, j]), [s.x])[0] for j in range(10)], axis=1
-        )  # [k, 10, 784]
+            [t.gradients(t.reduce_sum(logits[:, j]), [s.x])[0] for j in range(s.classes)], axis=1
+        )  # [k, classes, pixels]: one backward pass per class
         own_grad = t.gather(grads, s.labels, batch_dims=1)[:, None, :]
         own_logit = t.gather(logits, s.labels, batch_dims=1)[:, None]
         w = grads - own_grad

@@ -48,6 +48,7 @@ from advbench import (
     Attack,
     BatchInputs,
     BatchOutputs,
+    ImageSpec,
     Network,
     Param,
     ParamError,
@@ -59,8 +60,6 @@ from advbench import (
     target_param,
     tf,
 )
-
-CLASSES = 10
 
 
 def _fill_level(weight, cap, need):
@@ -123,7 +122,7 @@ def distance(d, norm: str):
     return t.sqrt(t.reduce_sum(t.square(d), axis=1))
 
 
-def target_boundary(net: Network, x, labels, aim, rival: bool):
+def target_boundary(net: Network, x, labels, aim, rival: bool, classes: int):
     """(f, w) of the linearised boundary f + w·(z − x) = 0 between class `aim` and its rival:
     the label (`rival` False: AutoAttack's FAB-T, where any misclassification succeeds) or the
     strongest other class at x (`rival` True: to reach the target it must beat every class,
@@ -131,36 +130,39 @@ def target_boundary(net: Network, x, labels, aim, rival: bool):
     t = tf()
     logits = net.logits(x)
     if rival:
-        others = logits - 1e9 * t.one_hot(aim, CLASSES, dtype=t.float32)
+        others = logits - 1e9 * t.one_hot(aim, classes, dtype=t.float32)
         labels = t.argmax(others, 1)
     f = t.gather(logits, aim, batch_dims=1) - t.gather(logits, labels, batch_dims=1)
     (w,) = t.gradients(t.reduce_sum(f), [x])
     return f, w
 
 
-def nearest_boundary(net: Network, x, labels, norm: str):
-    """(f, w) of the class whose linearised boundary is nearest to x in `norm`."""
+def nearest_boundary(net: Network, x, labels, norm: str, classes: int):
+    """(f, w) of the class whose linearised boundary is nearest to x in `norm` (one backward
+    pass per class)."""
     t = tf()
     logits = net.logits(x)
     grads = t.stack(
-        [t.gradients(t.reduce_sum(logits[:, j]), [x])[0] for j in range(CLASSES)], axis=1
-    )  # [k, 10, n]
+        [t.gradients(t.reduce_sum(logits[:, j]), [x])[0] for j in range(classes)], axis=1
+    )  # [k, classes, n]
     f = logits - t.gather(logits, labels, batch_dims=1)[:, None]
     g = grads - t.gather(grads, labels, batch_dims=1)[:, None, :]
     dual = t.reduce_sum(t.abs(g), 2) if norm == "inf" else t.sqrt(t.reduce_sum(t.square(g), 2))
-    far = 1e10 * t.one_hot(labels, CLASSES, dtype=t.float32)  # never the label itself
+    far = 1e10 * t.one_hot(labels, classes, dtype=t.float32)  # never the label itself
     j = t.argmin(t.abs(f) / (dual + 1e-12) + far, axis=1)
     return t.gather(f, j, batch_dims=1), t.gather(g, j, batch_dims=1)
 
 
-def fab_step(net: Network, x, x0, labels, aim, params: Mapping[str, Any], rival: bool = False):
+def fab_step(
+    net: Network, x, x0, labels, aim, params: Mapping[str, Any], classes: int, rival: bool = False
+):
     """The next FAB iterate from x (before the backward step): a biased projection step."""
     t = tf()
     norm, lo, hi = params["norm"], params["clip_min"], params["clip_max"]
     if aim is None:  # untargeted: the nearest of the other classes' boundaries
-        f, w = nearest_boundary(net, x, labels, norm)
+        f, w = nearest_boundary(net, x, labels, norm, classes)
     else:
-        f, w = target_boundary(net, x, labels, aim, rival)
+        f, w = target_boundary(net, x, labels, aim, rival, classes)
     b = t.reduce_sum(w * x, axis=1) - f  # the hyperplane w·z = b
     k = t.shape(x)[0]
     both = project_on_hyperplane(
@@ -205,7 +207,6 @@ class FAB(Attack):
             "misclassification succeeds (AutoAttack's FAB-T)",
             int,
             minimum=0,
-            maximum=CLASSES - 1,
         ),
         *CLIP_PARAMS,
         SEED_PARAM,
@@ -217,6 +218,15 @@ class FAB(Attack):
                 f"fab.target_rank={params['target_rank']} picks its own target: "
                 f"leave fab.target at none (not {params['target']})"
             )
+
+    def for_dataset(self, params: Mapping[str, Any], spec: ImageSpec) -> dict[str, Any]:
+        """A target rank needs that many other classes."""
+        if params["target_rank"] > spec.classes - 1:
+            raise ParamError(
+                f"invalid value {params['target_rank']} for fab.target_rank: must be <= "
+                f"{spec.classes - 1} (classes - 1)"
+            )
+        return super().for_dataset(params, spec)
 
     def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
         norm = "linf" if params["norm"] == "inf" else "l2"
@@ -266,10 +276,11 @@ class FAB(Attack):
         begins = t.logical_and(i > 0, t.equal(i % n_iter, 0))
         return t.cond(begins, fresh, lambda: x)
 
-    def advance(self, net, x, x0, labels, targets, aim, params):
+    def advance(self, net, x, x0, labels, targets, aim, params, classes: int):
         """(next iterate after the backward step, candidate, adversarial?, its distance)."""
         t = tf()
-        cand = fab_step(net, x, x0, labels, aim, params, rival=self.is_targeted(params))
+        rival = self.is_targeted(params)
+        cand = fab_step(net, x, x0, labels, aim, params, classes, rival=rival)
         adv = self.reached(net.logits(cand), labels, targets, params)
         dist = distance(cand - x0, params["norm"])
         back = x0 + params["beta"] * (cand - x0)
@@ -287,7 +298,9 @@ class FAB(Attack):
         aim = aim_state if (params["target_rank"] > 0 or self.is_targeted(params)) else None
         radius = t.fill(t.shape(s.labels), float(params["eps"]))
         it = self.restart(it, s.x0, s.index, s.iteration, radius, s.seed, params)
-        nxt, cand, adv, dist = self.advance(net, it, s.x0, s.labels, s.targets, aim, params)
+        nxt, cand, adv, dist = self.advance(
+            net, it, s.x0, s.labels, s.targets, aim, params, s.classes
+        )
         inside = t.logical_and(adv, dist <= params["eps"])
         return t.where(inside[:, None], cand, s.x), (nxt, aim_state)
 
@@ -304,7 +317,7 @@ class FAB(Attack):
 
         def body(i, x, best_x, best, best_at):
             x = self.restart(x, x0, b.index, i, t.minimum(best, eps), b.seed, params)
-            nxt, cand, adv, dist = self.advance(net, x, x0, labels, targets, aim, params)
+            nxt, cand, adv, dist = self.advance(net, x, x0, labels, targets, aim, params, b.classes)
             better = t.logical_and(adv, dist < best)
             best_x = t.where(better[:, None], cand, best_x)
             best = t.where(better, dist, best)

@@ -6,6 +6,10 @@ one random square of the perturbation by ±eps (one random sign) and keeps the p
 margin z_label − max_{j≠label} z_j decreases. The square's area follows the paper's schedule
 (p_init, halved at 10, 50, 200, 500, 1k, 2k, 4k, 6k, 8k of 10k iterations, rescaled to the
 iteration budget). Defaults: eps 0.3, p_init 0.8 (the paper's MNIST value), 1,000 iterations.
+
+Any image shape: the stripes have one sign per column and channel, a square's side is
+round(sqrt(p · h · w)) within 1 … min(h, w), it covers every channel of its pixels and each
+channel gets its own sign, as in the reference code (rows are flattened h × w × c images).
 """
 
 from __future__ import annotations
@@ -60,8 +64,10 @@ class Square(Attack):
 
     def initial(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
-        stripes = random_signs(s.seed, s.index, s.iteration, 28, stream=7)  # one sign per column
-        return clip(s.x0 + params["eps"] * t.tile(stripes, [1, 28]), params)
+        h, w, c = s.shape
+        # one sign per (column, channel): a row of w·c values, repeated down the h rows
+        stripes = random_signs(s.seed, s.index, s.iteration, w * c, stream=7)
+        return clip(s.x0 + params["eps"] * t.tile(stripes, [1, h]), params)
 
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
@@ -69,15 +75,19 @@ class Square(Attack):
         scaled = t.cast(s.iteration, t.float32) * (10000.0 / params["iterations"])
         halvings = t.reduce_sum(t.cast(scaled > t.constant(SCHEDULE, t.float32), t.float32))
         p = params["p_init"] / t.pow(2.0, halvings)
-        side = t.clip_by_value(t.round(t.sqrt(p * 784.0)), 1.0, 28.0)
+        h, w, c = s.shape
+        side = t.clip_by_value(t.round(t.sqrt(p * float(h * w))), 1.0, float(min(h, w)))
         u = random_uniform(s.seed, s.index, s.iteration, 2, stream=8)
-        corner = t.floor(u * (29.0 - side))  # [k, 2]: row, column in [0, 28 - side]
-        grid = t.constant(np.arange(28, dtype=np.float32))
-        rows = t.logical_and(grid[None, :] >= corner[:, :1], grid[None, :] < corner[:, :1] + side)
-        cols = t.logical_and(grid[None, :] >= corner[:, 1:], grid[None, :] < corner[:, 1:] + side)
-        mask = t.reshape(t.logical_and(rows[:, :, None], cols[:, None, :]), [-1, 784])
-        sign = random_signs(s.seed, s.index, s.iteration, 1, stream=9)
-        delta = t.where(mask, eps * sign * t.ones_like(s.x), s.x - s.x0)
+        # [k, 2]: row in [0, h - side], column in [0, w - side]
+        corner = t.floor(u * (t.constant([h + 1.0, w + 1.0]) - side))
+        row_grid = t.constant(np.arange(h, dtype=np.float32))[None, :]
+        col_grid = t.constant(np.arange(w, dtype=np.float32))[None, :]
+        rows = t.logical_and(row_grid >= corner[:, :1], row_grid < corner[:, :1] + side)
+        cols = t.logical_and(col_grid >= corner[:, 1:], col_grid < corner[:, 1:] + side)
+        square = t.logical_and(rows[:, :, None, None], cols[:, None, :, None])  # [k, h, w, 1]
+        mask = t.reshape(t.tile(square, [1, 1, 1, c]), [-1, h * w * c])
+        sign = random_signs(s.seed, s.index, s.iteration, c, stream=9)  # one per channel
+        delta = t.where(mask, eps * t.tile(sign, [1, h * w]), s.x - s.x0)
         proposal = clip(s.x0 + delta, params)
         old = margin(net.logits(s.x), s.labels, s.onehot)
         new = margin(net.logits(proposal), s.labels, s.onehot)

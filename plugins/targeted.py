@@ -109,7 +109,7 @@ class Fooling(Targeted):
         return params["samples"]
 
     def initial(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
-        u = random_uniform(s.seed, s.index, s.iteration, 784, stream=11)
+        u = random_uniform(s.seed, s.index, s.iteration, s.pixels, stream=11)
         return params["clip_min"] + u * (params["clip_max"] - params["clip_min"])
 
 
