@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from advbench.engine.run import CellSpec, step_budget
 from advbench.output import figures, metrics, report
 from advbench.output.records import COLUMNS, CSV_HEADER, Budget, Cell, Records, Summary
-from advbench.output.results import SCHEMA_VERSION, Store
+from advbench.output.results import SCHEMA_VERSION, Store, run_key
 
 # The schema as advbench wrote it before the schema had versions (user_version 0).
 OLD_SCHEMA = """
@@ -163,6 +163,9 @@ def test_an_old_schema_database_opens_resumes_and_renders(tmp_path):
     assert np.isnan(store.records(1).confidence[2])
     run = store.load_run("run-1")
     assert run.cells[0].max_iterations is None and run.cells[0].originals is None
+    # everything stored before datasets had names is MNIST's; the run's key follows its plan
+    assert run.info["dataset"] == "mnist" and {c.dataset for c in run.cells} == {"mnist"}
+    assert store.find_run(run_key({"dataset": "mnist"})) == "run-1"
     assert run.cells[0].budget == Budget("linf", 0.1) and not run.cells[1].done
 
     out = tmp_path / "out"

@@ -89,15 +89,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
     dataset's shape, classes, splits and checksum (read and checked)."""
     from tabulate import tabulate
 
-    from advbench.errors import PluginError
     from advbench.host.registry import lookup
 
     registry = opt.load_plugins(args)
-    try:
-        entry = lookup(args.name, registry.models, registry.attacks)
-    except PluginError:
-        if args.name not in registry.datasets.entries and ":" not in args.name:
-            raise
+    if ":" in args.name:
+        return _describe_dataset(registry, args.name)
+    entry = lookup(args.name, registry.models, registry.attacks, registry.datasets)
+    if entry.name in registry.datasets.entries:
         return _describe_dataset(registry, args.name)
     kind = "model" if entry.name in registry.models.entries else "attack"
     obj = entry.obj
@@ -165,7 +163,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         opt.writable_file(args.json_path, "--json")
     dataset = opt.dataset(args, registry)
     if args.models is None:  # all models: those that take this dataset's images
-        models = [m for m in models if m.accepts(dataset.spec) is None]
+        models = [m for m in models if zoo.takes(m, dataset)]
     for model in models:
         zoo.check_accepts(model, dataset)
     test = data.read_test_set(dataset)

@@ -89,7 +89,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     attacks = registry.attacks.select(args.attacks)
     dataset = opt.dataset(args, registry)  # bad data fails here, before any output
     if args.models is None:  # all models: those that take this dataset's images
-        models = [m for m in models if m.accepts(dataset.spec) is None]
+        from advbench.engine import zoo
+
+        models = [m for m in models if zoo.takes(m, dataset)]
     if not models or not attacks:
         raise AdvbenchError(
             f"nothing to run: no attacks, or no registered model takes {dataset.summary()}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -147,11 +148,11 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: npz file not found")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a NumPy .npz archive (not a zip file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except AttributeError:  # np.load gave a plain array (an .npy), which has no context manager
-        raise DataError(f"{path}: a single .npy array, not an .npz archive") from None
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise DataError(

@@ -284,7 +284,7 @@ def network_logits(model: Model, net: Network, x, spec: ImageSpec, dataset: str)
     except (ValueError, TypeError) as exc:  # shape inference: "Dimensions must be equal", ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"model {model.name!r} cannot take dataset {dataset!r}'s {spec.text()} ({first})"
+            f"model {model.name!r} cannot take the {spec.text()} of dataset {dataset!r} ({first})"
         ) from None
     width = logits.shape[-1] if logits.shape.rank else None
     if logits.shape.rank != 2 or (width is not None and width != spec.classes):
@@ -303,6 +303,20 @@ def probe(model: Model, config: Mapping[str, Any], dataset: Dataset) -> None:
     with t.Graph().as_default():
         x = t.compat.v1.placeholder(t.float32, [None, spec.pixels])
         network_logits(model, model.build(config), x, spec, dataset.name)
+
+
+def takes(model: Model, dataset: Dataset) -> bool:
+    """Does `model` take the dataset's images: declared so, or, declaring nothing, does it
+    build on them (`probe`)? Picks the models a command runs when none are named."""
+    if model.accepts(dataset.spec) is not None:
+        return False
+    if model.input_shape is not None and model.classes is not None:
+        return True
+    try:
+        probe(model, model.config(), dataset)
+    except ModelError:
+        return False
+    return True
 
 
 def spec_of(model: Model, record: Mapping[str, Any], dataset: Dataset | None) -> ImageSpec:
