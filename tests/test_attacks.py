@@ -84,9 +84,9 @@ def test_counter_based_randomness_is_fair_and_independent(mlp_loaded):
     with mlp_loaded.graph.as_default():
         idx = t.constant(np.arange(200, dtype=np.int64))
         ops = [
-            random_signs(0, idx, t.constant(3)),
-            random_signs(0, idx, t.constant(4)),
-            random_signs(1, idx, t.constant(3)),
+            random_signs(0, idx, t.constant(3), 784),
+            random_signs(0, idx, t.constant(4), 784),
+            random_signs(1, idx, t.constant(3), 784),
             random_uniform(0, idx, t.constant(3), 784),
             random_normal(0, idx, t.constant(3), 784),
         ]

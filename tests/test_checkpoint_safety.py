@@ -20,7 +20,7 @@ def trained(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("home")
     proc = _advbench(home, "train", "softmax", "--seed", "1")
     assert proc.returncode == 0, proc.stderr
-    return next((home / "checkpoints").glob("softmax-s1-*"))
+    return next((home / "checkpoints").glob("softmax-mnist-s1-*"))
 
 
 def _advbench(home: Path, *args: str) -> subprocess.CompletedProcess:

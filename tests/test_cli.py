@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from advbench_plugins import datasets
 
 from advbench.cli import main
-from advbench.engine import data
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -148,7 +148,7 @@ def test_bad_input_is_one_line_and_nonzero(args, message, capsys, monkeypatch):
 
 
 def test_corrupted_data_directory_is_one_line(tmp_path):
-    for f in data.default_dir().glob("*.gz"):
+    for f in (datasets.SHIPPED / "mnist").glob("*.gz"):
         shutil.copy(f, tmp_path / f.name)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
     proc = _cli(
@@ -205,7 +205,7 @@ def test_help_names_every_command(capsys):
 def test_describe_suggests_the_nearest_name(capsys):
     assert main(["describe", "pdg"]) == 2
     err = capsys.readouterr().err
-    assert "unknown model or attack 'pdg'" in err and "did you mean 'pgd'?" in err
+    assert "unknown model, attack or dataset 'pdg'" in err and "did you mean 'pgd'?" in err
     assert err.count("\n") == 1
 
 

@@ -1,7 +1,7 @@
 """The `advbench` command: run, report, train, eval, plugins, describe, bench, transfer, explain,
 tutorial.
 
-- run: benchmark models × attacks on the MNIST test set (resumable; results in a database);
+- run: benchmark models × attacks on a dataset's test set (resumable; results in a database);
 - report: render a stored run again, list the runs, or compare two;
 - train, eval: train a model's checkpoint; test accuracy of the checkpoints;
 - plugins, describe: what is registered; a model's or attack's parameters;

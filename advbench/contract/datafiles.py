@@ -25,6 +25,9 @@ MAX_BYTES = 2**34  # a header announcing more than this is not a dataset we can 
 
 
 def _gzipped(path: Path) -> bool:
+    """A `.gz` name claims gzip (and is held to it); otherwise the first two bytes decide."""
+    if path.suffix == ".gz":
+        return True
     with open(path, "rb") as fh:
         return fh.read(2) == b"\x1f\x8b"
 
@@ -38,7 +41,8 @@ def read_idx(
     md5: str | None = None,
     what: str = "IDX",
 ) -> tuple[np.ndarray, str]:
-    """(uint8 array, MD5 of the uncompressed bytes) of one IDX file, gzipped or not.
+    """(uint8 array, MD5 of the uncompressed bytes) of one IDX file, gzipped (named `.gz`, or
+    starting with gzip's magic bytes) or not.
 
     Images come back as [n, h, w, c] (c = 1 for three-dimensional files), labels as [n].
     `count`, `grid` (h, w) and `md5` are what a published file must match; `what` names the

@@ -33,6 +33,7 @@ from advbench.engine.checkpoints import (
     cache_root,
     first_line,
     read_record,
+    read_weights,  # noqa: F401  (re-exported: zoo.read_weights reads what zoo.train wrote)
     recovery,
     save_atomically,
     verify,

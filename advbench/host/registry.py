@@ -81,7 +81,8 @@ def lookup(name: str, *tables: Table[Any]) -> Entry[Any]:
     known = sorted({n for table in tables for n in table.entries})
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    kinds = " or ".join(table.kind for table in tables)
+    kinds = [table.kind for table in tables]
+    kinds = ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else kinds[0]
     raise PluginError(f"unknown {kinds} {name!r} (known: {', '.join(known) or 'none'}){hint}")
 
 

@@ -6,7 +6,7 @@
   activations on a chosen validation image (the tutorial's is image 12, a 3);
 - `conv1-maximising.png`: for each of the 32 features, the input that maximises its mean
   activation (50 steps of std-normalised gradient ascent from uniform noise).
-Each view is drawn when the model has what it needs (a [784, 10] weight matrix `W`, a
+Each view is drawn when the model has what it needs (a [pixels, classes] weight matrix `W`, a
 `layers()` function with `h_conv1`).
 """
 
