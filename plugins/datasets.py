@@ -159,7 +159,7 @@ def published(name: str, directory: str | None = None) -> Dataset:
         name,
         read,
         description=f"{what}, 28×28 greyscale, 10 classes, 60,000 train / 10,000 test (IDX)",
-        source=str(directory) if directory else name,
+        source=str(directory or published_dir(name)),
     )
 
 
