@@ -36,7 +36,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         "--cnn-images",
         type=opt.positive_int,
         default=2000,
-        help=f"images for {speed.FLOOR_ATTACK} on the {speed.FLOOR_MODEL} (default 2000)",
+        help=f"images for {' and '.join(speed.FLOOR_ATTACKS)} on the {speed.FLOOR_MODEL} "
+        "(default 2000)",
     )
     bench.add_argument(
         "--art-images",
@@ -48,6 +49,13 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         type=opt.positive_int,
         default=128,
         help="ART's batch size (default 128, its fastest here)",
+    )
+    bench.add_argument(
+        "--ensemble-images",
+        type=opt.count,
+        default=100,
+        help="images for the worst-case rows (apgd vs its floor, the autoattack ensemble vs its "
+        "components on every image and vs ART's AutoAttack) on cnn-pgd (default 100; 0 skips)",
     )
     bench.add_argument(
         "--train-steps",
@@ -117,6 +125,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         art_images=args.art_images,
         art_batch=args.art_batch,
         train_steps=args.train_steps,
+        ensemble_images=args.ensemble_images,
         data_dir=args.mnist_dir,
     )
     measured = speed.measure(opt.load_plugins(args), options)

@@ -41,6 +41,11 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, None, ">= 1")
 
 
+def count(text: str) -> int:
+    """A count that may be zero (0: skip that part)."""
+    return _whole_number(text, 0, None, ">= 0")
+
+
 def seed(text: str) -> int:
     """A seed TensorFlow and NumPy both accept: 0 to 2^31-1."""
     return _whole_number(text, 0, 2**31 - 1, "between 0 and 2^31-1")
