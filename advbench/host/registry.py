@@ -28,6 +28,9 @@ class Table(Generic[T]):
     kind: str
     #: What is wrong with an object that must not be registered (None: nothing); run by `add`.
     problem: Callable[[T], str | None] | None = None
+    #: Makes the object for a name no plugin registers (a model file, `keras:PATH`), or None
+    #: when the name is not of that form; what it makes is entered under plugin "file".
+    maker: Callable[[str], T | None] | None = None
     entries: dict[str, Entry[T]] = field(default_factory=dict)
 
     def add(self, obj: T, plugin: str) -> None:
@@ -75,6 +78,11 @@ def lookup(name: str, *tables: Table[Any]) -> Entry[Any]:
     and attacks at once), or one line naming what is known and the nearest miss."""
     for table in tables:
         if name in table.entries:
+            return table.entries[name]
+    for table in tables:
+        made = table.maker(name) if table.maker else None
+        if made is not None:
+            table.entries[name] = Entry(name, made, "file")
             return table.entries[name]
     known = sorted({n for table in tables for n in table.entries})
     close = difflib.get_close_matches(name, known, n=1)
