@@ -51,6 +51,7 @@ class Network(ABC):
     def calibrate(self, session: Any, images: Any) -> None:
         """Look once at real images after loading (an imported model finds out whether it
         returns probabilities); nothing for a model that knows what it computes."""
+        return None
 
     @abstractmethod
     def loss(self, x, y_onehot):

@@ -80,6 +80,12 @@ def _keras(where: str, path: Path) -> Frozen:
             f"{where}: {path} is a directory, not a .keras or .h5 file "
             "(a TF SavedModel directory is imported with savedmodel:DIR)"
         )
+    with path.open("rb") as f:
+        magic = f.read(8)
+    if not magic.startswith((b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")):
+        raise ModelError(
+            f"{where}: {path} is not a Keras model file (neither a .keras zip nor an HDF5 .h5)"
+        )
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, KeyError... for a bad file
@@ -220,19 +226,20 @@ def _names(where: str, graph: Any, input_name: str, output_name: str) -> tuple[s
     """The input and output tensor names, checked against `graph`; found when unambiguous."""
     ops = graph.get_operations()
     placeholders = [op.name for op in ops if op.type == "Placeholder"]
+    scores = _output_candidates(ops)
     found = []
-    for param, wanted, candidates in (
-        ("input", input_name, placeholders),
-        ("logits", output_name, _output_candidates(ops)),
+    for param, wanted, candidates, unique in (
+        ("input", input_name, placeholders, placeholders),
+        ("logits", output_name, [name for _, name in scores], [n for end, n in scores if end]),
     ):
         if not wanted:
-            if len(candidates) != 1:
+            if len(unique) != 1:
                 shown = ", ".join(f"{c}:0" for c in candidates[:6]) or "none found"
                 raise ModelError(
                     f"{where}: name the {param} tensor with --set graph.{param}=NAME "
                     f"(candidates: {shown})"
                 )
-            wanted = candidates[0]
+            wanted = unique[0]
         name = _tensor_name(wanted)
         try:
             graph.get_tensor_by_name(name)
@@ -248,17 +255,32 @@ def _names(where: str, graph: Any, input_name: str, output_name: str) -> tuple[s
 _SCORE_OPS = {"Softmax", "BiasAdd", "MatMul", "Add", "AddV2", "Identity", "Sigmoid", "LogSoftmax"}
 
 
-def _output_candidates(ops: list[Any]) -> list[str]:
-    """Ops that look like class scores: a float [batch, k] output of a final layer op, outside
-    the training machinery; those with no consumers first (a frozen graph's output)."""
+def _output_candidates(ops: list[Any]) -> list[tuple[bool, str]]:
+    """(is a sink, name) of the ops that look like class scores: a float [batch, k] output of
+    a final layer op, outside the training machinery; sinks (a frozen graph's output) first."""
+    fed = _downstream([op for op in ops if op.type == "Placeholder"])
     found = []
     for op in ops:
-        if op.type not in _SCORE_OPS or not op.outputs or "gradients" in op.name.split("/"):
+        if op.type not in _SCORE_OPS or op not in fed or "gradients" in op.name.split("/"):
             continue
         out = op.outputs[0]
         if out.dtype.name in FLOATS and out.shape.rank == 2:
-            found.append((bool(out.consumers()), op.name))
-    return [name for _, name in sorted(found, key=lambda f: f[0])]
+            hinted = any(w in op.name.lower() for w in ("logit", "output", "softmax", "prob"))
+            found.append((not out.consumers(), hinted, op.name))
+    found.sort(key=lambda f: (not f[0], not f[1]))
+    return [(sink, name) for sink, _, name in found]
+
+
+def _downstream(start: list[Any]) -> set[Any]:
+    """The ops that depend on any op of `start`."""
+    seen, frontier = set(start), list(start)
+    while frontier:
+        for out in frontier.pop().outputs:
+            for consumer in out.consumers():
+                if consumer not in seen:
+                    seen.add(consumer)
+                    frontier.append(consumer)
+    return seen
 
 
 def _analyse(where: str, graph_def: Any, input_name: str, output_name: str) -> Frozen:

@@ -173,8 +173,8 @@ class ImportedModel(Model):
             classes = frozen.output_shape[-1] if frozen.output_shape else None
             if len(frozen.output_shape) != 1 or classes not in (None, self.geometry.classes):
                 raise ModelError(
-                    f"model {self.name} outputs {_shape(frozen.output_shape)} per image; the "
-                    f"dataset {self.geometry.dataset} has {self.geometry.classes} classes"
+                    f"model {self.name} outputs shape {_shape(frozen.output_shape)} per image; "
+                    f"the dataset {self.geometry.dataset} has {self.geometry.classes} classes"
                 )
             self._frozen[key] = frozen
         return self._frozen[key]
@@ -220,7 +220,9 @@ def _shape(dims: tuple[int | None, ...]) -> str:
 
 
 def _fits(dims: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
-    return len(dims) == len(want) and all(d is None or d == w for d, w in zip(dims, want))
+    if len(dims) != len(want):
+        return False
+    return all(d is None or d == w for d, w in zip(dims, want, strict=True))
 
 
 def _layout(name: str, dims: tuple[int | None, ...], declared: str, g: Geometry) -> str:
@@ -250,8 +252,6 @@ def _layout(name: str, dims: tuple[int | None, ...], declared: str, g: Geometry)
 
 class ImportedNetwork(Network):
     """An imported graph applied to any input tensor of advbench's images."""
-
-    variables: list[Any] = []
 
     def __init__(self, frozen: Frozen, conversion: Mapping[str, Any], geometry: Geometry):
         t = tf()
