@@ -257,7 +257,7 @@ def test_the_file_content_is_part_of_the_run_identity(registry, saved, tmp_path)
     before = key()
     assert key() == before  # the same file resumes
     path.write_bytes((saved["folder"] / "soft.keras").read_bytes())
-    registry.models.entries.pop(f"keras:{path}")  # a new process opens the file afresh
+    registry.models.made.pop(f"keras:{path}")  # a new process opens the file afresh
     assert key() != before
 
 
@@ -323,3 +323,36 @@ def test_eval_and_describe_on_a_model_file(saved, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "sha256" in text and "layout flat, pixel range 0..255" in text
     assert "probabilities (a softmax: attacked through its input)" in text
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout", "value_range"),
+    [((784,), "flat", "0..1"), ((28, 28), "hw", "-1..1"), ((1, 28, 28), "chw", "0..255")],
+)
+def test_layouts_and_ranges_feed_the_model_what_keras_is_fed(
+    shape, layout, value_range, tmp_path, registry, test_set
+):
+    """Each input layout detected from the model's shape, each declared pixel range applied:
+    the model sees exactly what Keras is given. Built inside a TF1 graph first (the file is
+    then read on a thread of its own, in eager mode)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.save(tmp_path / "m.keras")
+    images = test_set.images[:50]
+    scale, offset = {"0..1": (1, 0), "-1..1": (2, -1), "0..255": (255, 0)}[value_range]
+    fed = images.reshape(-1, 28, 28, 1) * scale + offset
+    fed = fed.transpose(0, 3, 1, 2) if layout == "chw" else fed
+    expected = model.predict(fed.reshape(-1, *shape), verbose=0)
+    imported = registry.models.get(f"keras:{tmp_path / 'm.keras'}")
+    config = imported.config({"range": value_range})
+    graph = tf.Graph()
+    with graph.as_default():
+        net = imported.build(config)
+        x = tf.compat.v1.placeholder(tf.float32, [None, 784])
+        logits = net.logits(x)
+    assert net.layout == layout
+    with tf.compat.v1.Session(graph=graph) as sess:
+        np.testing.assert_allclose(sess.run(logits, {x: images}), expected, rtol=1e-4, atol=1e-4)

@@ -104,7 +104,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     registry = opt.load_plugins(args)
     entry = lookup(args.name, registry.models, registry.attacks)
-    kind = "model" if entry.name in registry.models.entries else "attack"
+    kind = "attack" if entry.name in registry.attacks.entries else "model"
     obj = entry.obj
     print(f"{kind} {obj.name} (plugin {entry.plugin}): {obj.description}")
     rows = [[p.name, p.kind.__name__, p.default, p.range_text(), p.doc] for p in obj.params]
