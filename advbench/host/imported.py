@@ -132,7 +132,7 @@ def digest(path: Path) -> str:
     elif path.is_file():
         files, base = [path], path.parent
     else:
-        files, base = sorted(path.parent.glob(path.name + ".*")), path.parent
+        files, base = _prefixed(path), path.parent
     for file in files:
         h.update(str(file.relative_to(base)).encode() + b"\0")
         with file.open("rb") as f:
@@ -153,7 +153,7 @@ class ImportedModel(Model):
         self.name = f"{fmt}:{path}"
         self.description = f"{FORMATS[fmt]}, imported from {path} (not trained by advbench)"
         self.params = PARAMS[fmt]
-        if not (self.path.exists() or _prefix_exists(self.path)):
+        if not (self.path.exists() or _prefixed(self.path)):
             raise AdvbenchError(f"model {self.name}: {path} does not exist")
         self._frozen: dict[tuple[str, str, str], Frozen] = {}
         self._digest: str | None = None
@@ -181,7 +181,8 @@ class ImportedModel(Model):
 
     def conversion(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """How advbench's images become the model's input, and what its output is: the
-        declared values, or those detected from the frozen graph (`detected` says which)."""
+        declared values, or those detected from the frozen graph (`detected` names them;
+        `scores` stays "auto" until `ImportedNetwork.calibrate` sees real outputs)."""
         frozen = self.frozen(config)
         layout = _layout(self.name, frozen.input_shape, config["layout"], self.geometry)
         value_range = config["range"]
@@ -190,7 +191,8 @@ class ImportedModel(Model):
         scores = config["scores"]
         if scores == "auto" and frozen.pre_softmax:
             scores = "probabilities"
-        return {"layout": layout, "range": value_range, "scores": scores}
+        detected = [k for k in ("layout", "range", "scores") if config[k] == "auto"]
+        return {"layout": layout, "range": value_range, "scores": scores, "detected": detected}
 
     def origin(self, config: Mapping[str, Any]) -> dict[str, Any]:
         frozen = self.frozen(config)
@@ -211,8 +213,11 @@ class ImportedModel(Model):
         return ImportedNetwork(self.frozen(config), self.conversion(config), self.geometry)
 
 
-def _prefix_exists(path: Path) -> bool:
-    return path.parent.is_dir() and any(path.parent.glob(path.name + ".*"))
+def _prefixed(path: Path) -> list[Path]:
+    """The files of a checkpoint given by its prefix (`model.ckpt` → `model.ckpt.index`, ...)."""
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if p.name.startswith(path.name + "."))
 
 
 def _shape(dims: tuple[int | None, ...]) -> str:
