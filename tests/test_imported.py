@@ -385,3 +385,13 @@ def test_layouts_and_ranges_feed_the_model_what_keras_is_fed(
     assert net.layout == layout
     with tf.compat.v1.Session(graph=graph) as sess:
         np.testing.assert_allclose(sess.run(logits, {x: images}), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_set_names_a_model_file_by_its_full_name_or_its_format():
+    from advbench.cli.options import parse_sets
+
+    name = "keras:models/v1.2/my.keras"
+    known = {name, "pgd"}
+    aliases = {"keras": name}
+    sets = parse_sets([f"{name}.range=0..255", "keras.layout=hwc", "pgd.eps=0.1"], known, aliases)
+    assert sets == {name: {"range": "0..255", "layout": "hwc"}, "pgd": {"eps": "0.1"}}
