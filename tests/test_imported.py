@@ -395,3 +395,10 @@ def test_set_names_a_model_file_by_its_full_name_or_its_format():
     aliases = {"keras": name}
     sets = parse_sets([f"{name}.range=0..255", "keras.layout=hwc", "pgd.eps=0.1"], known, aliases)
     assert sets == {name: {"range": "0..255", "layout": "hwc"}, "pgd": {"eps": "0.1"}}
+
+
+def test_explain_writes_into_one_plain_folder(saved, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", f"keras:{saved['folder'] / 'cnn.keras'}"]) == 0
+    (folder,) = (tmp_path / "reports").iterdir()
+    assert folder.name.startswith("explain-keras_") and any(folder.glob("*.png"))
