@@ -170,12 +170,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Every view of the model `explain` supports, one file name per line."""
     from advbench.engine import zoo
     from advbench.lab import explain
+    from advbench.output import figures
 
     registry = opt.load_plugins(args)
     model = registry.models.get(args.model)
     if not 0 <= args.image < 5000:
         raise AdvbenchError(f"--image {args.image}: the validation set has images 0..4999")
-    out = args.out or Path("reports") / f"explain-{model.name}"
+    # a model file's name holds a path: one plain folder name, as the run reports use
+    out = args.out or Path("reports") / figures.file_name(f"explain-{model.name}")
     seed = opt.model_seed(model, args.model_seed)
     loaded = zoo.load(model, model.config(), seed, args.mnist_dir)
     try:

@@ -89,7 +89,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     attacks = registry.attacks.select(args.attacks)
     if not models or not attacks:
         raise AdvbenchError("nothing to run: no models or no attacks are registered")
-    sets = opt.parse_sets(args.set, {m.name for m in models} | {a.name for a in attacks})
+    sets = opt.parse_sets(
+        args.set, {m.name for m in models} | {a.name for a in attacks}, opt.aliases(models)
+    )
     plan = benchmark.plan(
         models,
         attacks,

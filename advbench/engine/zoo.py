@@ -103,6 +103,10 @@ def train(
     exactly the order `next_batch` gives; otherwise one `sess.run` per step, as the tutorial.
     """
     t = tf()
+    if model.pretrained:
+        raise AdvbenchError(
+            f"model {model.name} comes trained (imported from a file): advbench does not train it"
+        )
     root = root or cache_root()
     try:  # before the training, not after it: a cache that cannot be written is one line
         root.mkdir(parents=True, exist_ok=True)
@@ -310,8 +314,35 @@ def load(
     data_dir: str | None = None,
     on_train: Callable[[int, int, float | None], None] | None = None,
 ) -> Loaded:
-    """The model restored from its checkpoint, training (and caching) it first on a miss."""
+    """The model restored from its checkpoint, training (and caching) it first on a miss; a
+    pretrained (imported) model is built from its file."""
+    if model.pretrained:
+        return open_pretrained(model, config, data_dir)
     folder = find(model, config, seed)
     if folder is None:
         folder = train(model, config, seed, data_dir, on_progress=on_train)
     return restore(model, config, folder)
+
+
+#: Real test images a pretrained model looks at once after loading (`Network.calibrate`).
+CALIBRATION_IMAGES = 100
+
+
+def open_pretrained(model: Model, config: Mapping[str, Any], data_dir: str | None = None) -> Loaded:
+    """A model that comes with its weights (imported from a file) in a fresh graph and session;
+    its record is its origin (file, content digest, conversions), its folder the file."""
+    t = tf()
+    record = {"model": model.name, **model.origin(config)}
+    graph = t.Graph()
+    with graph.as_default():
+        net = model.build(config)
+        init = t.compat.v1.variables_initializer(net.variables)
+    sess = session(graph)
+    try:
+        sess.run(init)
+        net.calibrate(sess, mnist.read_test_set(data_dir).images[:CALIBRATION_IMAGES])
+    except Exception:
+        sess.close()
+        raise
+    record["scores"] = getattr(net, "scores", record.get("scores"))
+    return Loaded(graph, sess, net, record, Path(record.get("file", model.name)))
