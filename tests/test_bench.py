@@ -25,6 +25,8 @@ def test_bench_smoke(tmp_path, capsys):
         "300",
         "--cnn-images",
         "40",
+        "--ensemble-images",
+        "1",
         "--json",
         str(out),
     ]
@@ -39,9 +41,14 @@ def test_bench_smoke(tmp_path, capsys):
     trained = data["training_weights"]
     assert trained["bit_identical"] and trained["max_abs_diff"] == [0.0, 0.0]
     assert "weights after training, all three ways: equal bit for bit" in text
-    assert data["gemm_gflops"] > 1 and data["pgd_cnn"]["work"] > 0
+    assert data["gemm_gflops"] > 1 and data["pgd_cnn"]["work"] > 0 and data["apgd_cnn"]["work"] > 0
+    worst = data["worst_case"]  # the ensemble as a run does it, and its components on every image
+    assert worst["images"] == 1 and len(worst["cascade"]) == len(worst["every_image"]) == 20
+    steps = {way: sum(p["steps"] for p in worst[way]) for way in ("cascade", "every_image")}
+    assert 0 < steps["cascade"] <= steps["every_image"]
     if importlib.util.find_spec("art") is not None:  # the optional extra `advbench[art]`
         assert names[-1].startswith("IBM ART") and data["art_same_task"]["images"] == 200
+        assert worst["art"]["linf"] <= 0.3 + 1e-6  # ART's AutoAttack kept to the same budget
         assert "the same job on the first 200 images" in text
     else:
         assert "IBM ART not installed" in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import advbench.cli.options as opt
 
@@ -40,6 +41,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=opt.positive_int, help="only the first N test images")
     ev.add_argument("--model-seed", type=opt.seed, help="training seed (default: each model's own)")
     ev.add_argument("--json", type=opt.path, dest="json_path", help="also write results as JSON")
+    _set_option(ev)
     opt.progress_option(ev)
     opt.common(ev)
 
@@ -54,8 +56,20 @@ def add_plugins(sub: argparse._SubParsersAction) -> None:
 def add_describe(sub: argparse._SubParsersAction) -> None:
     """The `describe` command's options."""
     desc = sub.add_parser("describe", help="a model's or attack's parameters and defaults")
-    desc.add_argument("name", help="model, attack or dataset name")
+    desc.add_argument("name", help="model, attack or dataset name (or keras:PATH, npz:FILE, ...)")
+    _set_option(desc)
     opt.common(desc)
+
+
+def _set_option(parser: argparse.ArgumentParser) -> None:
+    """`--set MODEL.PARAM=VALUE` where a model file needs it (`graph.input=x:0`)."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.PARAM=VALUE",
+        help="set a model parameter (repeatable; e.g. an imported graph's tensor names)",
+    )
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -89,19 +103,26 @@ def cmd_describe(args: argparse.Namespace) -> int:
     dataset's shape, classes, splits and checksum (read and checked)."""
     from tabulate import tabulate
 
+    from advbench.host.imported import split
     from advbench.host.registry import lookup
 
     registry = opt.load_plugins(args)
-    if ":" in args.name:
+    if ":" in args.name and not split(args.name):  # a dataset loader's PREFIX:PATH
         return _describe_dataset(registry, args.name)
     entry = lookup(args.name, registry.models, registry.attacks, registry.datasets)
     if entry.name in registry.datasets.entries:
         return _describe_dataset(registry, args.name)
-    kind = "model" if entry.name in registry.models.entries else "attack"
+    kind = "attack" if entry.name in registry.attacks.entries else "model"
     obj = entry.obj
     print(f"{kind} {obj.name} (plugin {entry.plugin}): {obj.description}")
     rows = [[p.name, p.kind.__name__, p.default, p.range_text(), p.doc] for p in obj.params]
     print(tabulate(rows, headers=("parameter", "type", "default", "range", "meaning")))
+    if kind == "model" and obj.pretrained:  # its file, checked against --dataset's images
+        from advbench.engine.matching import check_accepts
+
+        check_accepts(obj, opt.dataset(args, registry))
+        sets = opt.parse_sets(args.set, {obj.name}, opt.aliases([obj]))
+        print(_origin_text(obj.origin(obj.config(sets.get(obj.name)))))
     return 0
 
 
@@ -117,6 +138,24 @@ def _describe_dataset(registry, name: str) -> int:
     print(f"test {len(dataset.test)}; checksum {dataset.checksum}; read from {dataset.source}")
     print("classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(dataset.class_names)))
     return 0
+
+
+def _origin_text(o: dict[str, Any]) -> str:
+    """An imported model's file, digest and conversions, as `describe` shows them."""
+    inp, out = o["input"], o["output"]
+    scores = o["scores"]
+    if scores == "probabilities":
+        scores += " (a softmax: attacked through its input)" if out["softmax"] else " (log p)"
+    elif scores == "auto":
+        scores = "detected on real images when loaded (logits unless rows sum to 1)"
+    return "\n".join(
+        (
+            f"file      {o['file']} ({o['format']}, sha256 {o['sha256']})",
+            f"input     {inp['tensor']} {inp['dtype']} {tuple(inp['shape'])}: layout "
+            f"{o['layout']}, pixel range {o['range']}",
+            f"output    {out['tensor']}: {scores}",
+        )
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -159,6 +198,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     registry = opt.load_plugins(args)
     models = registry.models.select(args.models)
+    sets = opt.parse_sets(args.set, {m.name for m in models}, opt.aliases(models))
     if args.json_path:
         opt.writable_file(args.json_path, "--json")
     dataset = opt.dataset(args, registry)
@@ -170,7 +210,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     n = min(args.limit or test.num_examples, test.num_examples)
     with progress.bars(args.progress) as bars:
         out = runner.evaluate(
-            models, args.model_seed, test.images[:n], test.labels_int[:n], dataset, bars
+            models, args.model_seed, test.images[:n], test.labels_int[:n], dataset, bars, sets
         )
     print(
         tabulate(

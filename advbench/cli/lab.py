@@ -36,7 +36,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         "--cnn-images",
         type=opt.positive_int,
         default=2000,
-        help=f"images for {speed.FLOOR_ATTACK} on the {speed.FLOOR_MODEL} (default 2000)",
+        help=f"images for {' and '.join(speed.FLOOR_ATTACKS)} on the {speed.FLOOR_MODEL} "
+        "(default 2000)",
     )
     bench.add_argument(
         "--art-images",
@@ -48,6 +49,13 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         type=opt.positive_int,
         default=128,
         help="ART's batch size (default 128, its fastest here)",
+    )
+    bench.add_argument(
+        "--ensemble-images",
+        type=opt.count,
+        default=100,
+        help="images for the worst-case rows (apgd vs its floor, the autoattack ensemble vs its "
+        "components on every image and vs ART's AutoAttack) on cnn-pgd (default 100; 0 skips)",
     )
     bench.add_argument(
         "--train-steps",
@@ -118,6 +126,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         art_images=args.art_images,
         art_batch=args.art_batch,
         train_steps=args.train_steps,
+        ensemble_images=args.ensemble_images,
         dataset=opt.dataset(args, registry),
     )
     measured = speed.measure(registry, options)
@@ -163,12 +172,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Every view of the model `explain` supports, one file name per line."""
     from advbench.engine import zoo
     from advbench.lab import explain
+    from advbench.output import figures
 
     registry = opt.load_plugins(args)
     model = registry.models.get(args.model)
     if not 0 <= args.image < 5000:
         raise AdvbenchError(f"--image {args.image}: the validation set has images 0..4999")
-    out = args.out or Path("reports") / f"explain-{model.name}"
+    # a model file's name holds a path: one plain folder name, as the run reports use
+    out = args.out or Path("reports") / figures.file_name(f"explain-{model.name}")
     seed = opt.model_seed(model, args.model_seed)
     dataset = opt.dataset(args, registry)
     loaded = zoo.load(model, model.config(), seed, dataset)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,11 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, None, ">= 1")
 
 
+def count(text: str) -> int:
+    """A count that may be zero (0: skip that part)."""
+    return _whole_number(text, 0, None, ">= 0")
+
+
 def seed(text: str) -> int:
     """A seed TensorFlow and NumPy both accept: 0 to 2^31-1."""
     return _whole_number(text, 0, 2**31 - 1, "between 0 and 2^31-1")
@@ -54,12 +59,22 @@ def checked(kind: Callable[[str], Any], text: str, where: str) -> Any:
         raise AdvbenchError(f"{where}: {exc}") from None
 
 
-def parse_sets(items: Sequence[str], known: set[str]) -> dict[str, dict[str, str]]:
-    """`NAME.PARAM=VALUE` strings → {name: {param: text}}; names must be selected plugins."""
+def parse_sets(
+    items: Sequence[str], known: set[str], aliases: Mapping[str, str] | None = None
+) -> dict[str, dict[str, str]]:
+    """`NAME.PARAM=VALUE` strings → {name: {param: text}}; names must be selected plugins.
+
+    An imported model's name holds a path, dots included (`keras:m.keras.range=0..255`): the
+    parameter is then what follows the last dot. `aliases` maps a short name to a selected
+    one (`keras` → the only selected `keras:` model)."""
+    aliases = aliases or {}
     out: dict[str, dict[str, str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         name, dot, param = key.strip().partition(".")
+        if name not in known and name not in aliases and ":" in name:
+            name, dot, param = key.strip().rpartition(".")
+        name = aliases.get(name, name) if name not in known else name
         if not sep or not dot or not name or not param or not value.strip():
             raise ParamError(f"--set {item!r}: expected NAME.PARAM=VALUE")
         if name not in known:
@@ -181,3 +196,16 @@ def dataset(args: argparse.Namespace, registry: Any) -> Any:
 def model_seed(model: Any, given: int | None) -> int:
     """The training seed of a model's checkpoint: `given`, else the model's own."""
     return model.default_seed if given is None else given
+
+
+def aliases(models: Sequence[Any]) -> dict[str, str]:
+    """Short `--set` names of imported models: the format (`keras`, `savedmodel`, `graph`)
+    stands for the one selected model of that format, when there is exactly one."""
+    from advbench.host.imported import split
+
+    formats: dict[str, list[str]] = {}
+    for m in models:
+        parts = split(m.name)
+        if parts:
+            formats.setdefault(parts[0], []).append(m.name)
+    return {fmt: names[0] for fmt, names in formats.items() if len(names) == 1}

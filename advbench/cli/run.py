@@ -96,7 +96,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise AdvbenchError(
             f"nothing to run: no attacks, or no registered model takes {dataset.summary()}"
         )
-    sets = opt.parse_sets(args.set, {m.name for m in models} | {a.name for a in attacks})
+    sets = opt.parse_sets(
+        args.set, {m.name for m in models} | {a.name for a in attacks}, opt.aliases(models)
+    )
     plan = benchmark.plan(
         models,
         attacks,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,8 @@ class ImageSpec:
     shape: Shape
     classes: int
     value_range: tuple[float, float] = (0.0, 1.0)
+    #: The dataset's name, for messages that name both sides (not part of what the images are).
+    dataset: str = field(default="", compare=False)
 
     @property
     def pixels(self) -> int:
@@ -187,9 +189,8 @@ class Dataset:
     def spec(self) -> ImageSpec:
         """Shape, class count and value range: what a model must accept."""
         content = self.load()
-        return ImageSpec(
-            tuple(int(d) for d in content.shape), len(content.class_names), content.value_range
-        )
+        shape = tuple(int(d) for d in content.shape)
+        return ImageSpec(shape, len(content.class_names), content.value_range, self.name)
 
     @property
     def slug(self) -> str:

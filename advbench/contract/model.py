@@ -43,6 +43,17 @@ class Network(ABC):
         """The model's output scores [batch, classes] (softmax of the logits unless overridden)."""
         return tf().nn.softmax(self.logits(x))
 
+    def outputs(self, x):
+        """What the model itself returns [batch, 10]: its logits, unless it returns something
+        else that `logits` converts (an imported model's probabilities); the checks look here
+        for probabilities returned as logits."""
+        return self.logits(x)
+
+    def calibrate(self, session: Any, images: Any) -> None:
+        """Look once at real images after loading (an imported model finds out whether it
+        returns probabilities); nothing for a model that knows what it computes."""
+        return None
+
     @abstractmethod
     def loss(self, x, y_onehot):
         """The per-example loss [batch] the model was trained with."""
@@ -150,6 +161,15 @@ class Model(ABC):
     def train_feed(self, net: Network, config: Mapping[str, Any]) -> dict[Any, Any]:
         """Extra feeds for training steps (e.g. a dropout keep probability)."""
         return {}
+
+    #: A model that comes trained (imported from a file): `build` creates it with its weights
+    #: (constants), advbench never trains, saves or restores it, and `origin` describes it.
+    pretrained: ClassVar[bool] = False
+
+    def origin(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a pretrained model comes from (file, content digest, how it is converted):
+        the record a checkpoint would have."""
+        raise NotImplementedError(f"model {self.name} is trained by advbench")
 
     #: A model trained outside the TF1 graph (e.g. with Keras) sets this and implements `fit`.
     trains_outside_graph: ClassVar[bool] = False

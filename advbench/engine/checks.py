@@ -76,8 +76,10 @@ def model_checks(loaded: Loaded, images: np.ndarray, labels: np.ndarray) -> list
         ]
         noisy_pred = t.reshape(t.argmax(net.logits(t.concat(noisy, 0)), 1), [NOISE_DRAWS, -1])
         unstable = t.reduce_any(t.not_equal(noisy_pred, pred[None, :]), axis=0)
-        in_unit = t.reduce_all(t.logical_and(logits >= -1e-6, logits <= 1 + 1e-6), axis=1)
-        sums_one = t.abs(t.reduce_sum(logits, axis=1) - 1.0) < 1e-3
+        # what the model returns: an imported model's probabilities, before their logarithm
+        raw = net.outputs(x)
+        in_unit = t.reduce_all(t.logical_and(raw >= -1e-6, raw <= 1 + 1e-6), axis=1)
+        sums_one = t.abs(t.reduce_sum(raw, axis=1) - 1.0) < 1e-3
         probability_like = t.logical_and(in_unit, sums_one)
         survived = _unbounded_ascent(net, x, y, spec)
     feed = {x: images, y: labels, idx: index}

@@ -138,18 +138,32 @@ def combine(store: Any, run_id: str, model: str, spec: CellSpec, sample: Sample)
 
 
 def run_in_memory(
-    loaded: Any, attack: Attack, params: dict[str, Any], sample: Sample, resolve: Resolve, seed: int
+    loaded: Any,
+    attack: Attack,
+    params: dict[str, Any],
+    sample: Sample,
+    resolve: Resolve,
+    seed: int,
+    *,
+    batch_size: int | None = None,
+    timings: list[tuple[str, Records, float]] | None = None,
 ) -> Records:
-    """The whole ensemble on `sample` without a results database (the conformance kit): the
-    same components, the same standing images, the same combination, with the adversarial
-    images kept."""
+    """The whole ensemble on `sample` without a results database (the conformance kit, the
+    bench): the same components, the same standing images, the same combination, with the
+    adversarial images kept. `timings`, when given, receives each component's (label, records,
+    seconds)."""
     from advbench.engine import runner
 
     parts: list[tuple[Cell | None, Records]] = []
     alive = np.ones(len(sample), bool)
-    for _, part, part_params in resolved(attack, params, attack.name, resolve, loaded.spec) or []:
+    batch = {"batch_size": batch_size} if batch_size else {}
+    for label, part, part_params in (
+        resolved(attack, params, attack.name, resolve, loaded.spec) or []
+    ):
         spec = runner.AttackSpec(part, part_params, part.seed(part_params, seed))
-        records, _ = runner.run_attack(loaded, spec, sample, only=alive)
+        records, seconds = runner.run_attack(loaded, spec, sample, only=alive, **batch)
+        if timings is not None:
+            timings.append((label, records, seconds))
         alive &= ~broken(records, sample)
         parts.append((None, records))
     return combine_parts(parts, sample).records

@@ -105,9 +105,10 @@ def plan(
         overrides = dict(sets.get(m.name, {}))
         if any("," in v for v in overrides.values()):
             raise ParamError(f"model parameters take one value each ({m.name})")
-        resolved.append(
-            (m, m.config(overrides), m.default_seed if model_seed is None else model_seed)
-        )
+        config = m.config(overrides)
+        if m.pretrained:  # an imported file: read and checked now, before the run starts
+            m.origin(config)
+        resolved.append((m, config, m.default_seed if model_seed is None else model_seed))
     cells = [
         part
         for a in attacks
@@ -128,6 +129,8 @@ def describe(p: Plan) -> dict[str, Any]:
                 "config": c,
                 "seed": s,
                 "batch_size": p.batch_size or m.hints.attack_batch_size,
+                # an imported model's file: another content is another run
+                **({"sha256": m.origin(c)["sha256"]} if m.pretrained else {}),
             }
             for m, c, s in p.models
         ],
@@ -245,6 +248,7 @@ def execute(
                     "seed": model_seed,
                     "config": config,
                     "checkpoint": str(loaded.folder),
+                    **({"imported": loaded.record} if model.pretrained else {}),
                     **({"checks": checks.model_info(loaded, images, labels)} if p.checks else {}),
                 },
             )

@@ -269,11 +269,13 @@ def evaluate(
     labels: np.ndarray,
     dataset: Any = None,
     bars: Any = None,
+    sets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Clean accuracy of each model's checkpoint (trained first if missing) on `images`.
 
     `model_seed` picks the checkpoints' training seed (None: each model's own). One dict per
     model, in order: name, clean_accuracy, n, checkpoint, seed (`advbench eval`'s JSON).
+    `sets` holds each model's parameters by name (`--set`; an imported model's tensors).
     """
     from advbench.engine import progress, zoo
 
@@ -283,7 +285,8 @@ def evaluate(
         on_train = None
         if bars is not None:
             on_train = progress.training_task(bars, f"{model.name} (no checkpoint yet)")
-        loaded = zoo.load(model, model.config(), seed, dataset, on_train=on_train)
+        config = model.config((sets or {}).get(model.name))
+        loaded = zoo.load(model, config, seed, dataset, on_train=on_train)
         try:
             pred = predict(loaded, images)
         finally:

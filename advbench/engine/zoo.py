@@ -39,7 +39,13 @@ from advbench.engine.checkpoints import (
     verify,
 )
 from advbench.engine.graph import ATTACK_THREADS, TRAINING_THREADS, session, versions
-from advbench.errors import AdvbenchError, ModelError
+from advbench.engine.matching import (  # noqa: F401  (re-exported: zoo.takes, zoo.check_accepts)
+    check_accepts,
+    network_logits,
+    probe,
+    takes,
+)
+from advbench.errors import AdvbenchError
 
 EVAL_EVERY = 1000  # steps between progress evaluations, as the tutorial prints them
 
@@ -75,15 +81,6 @@ def find(
             if (folder / "record.json").is_file():
                 return folder
     return None
-
-
-def check_accepts(model: Model, dataset: Dataset) -> None:
-    """One line naming both when `model` declares images or classes `dataset` does not have."""
-    wrong = model.accepts(dataset.spec)
-    if wrong:
-        raise ModelError(
-            f"model {model.name!r} {wrong}; dataset {dataset.name!r} has {dataset.spec.text()}"
-        )
 
 
 @dataclass
@@ -131,6 +128,10 @@ def train(
     exactly the order `next_batch` gives; otherwise one `sess.run` per step, as the tutorial.
     """
     t = tf()
+    if model.pretrained:
+        raise AdvbenchError(
+            f"model {model.name} comes trained (imported from a file): advbench does not train it"
+        )
     root = root or cache_root()
     try:  # before the training, not after it: a cache that cannot be written is one line
         root.mkdir(parents=True, exist_ok=True)
@@ -276,50 +277,6 @@ def read(dataset: Dataset, seed: int) -> data.DataSets:
     return data.read_data_sets(dataset, one_hot=True, seed=seed)
 
 
-def network_logits(model: Model, net: Network, x, spec: ImageSpec, dataset: str):
-    """`net.logits(x)` on the dataset's image rows, after checking the network takes them and
-    scores `spec.classes` classes: a model that declares nothing is checked here, where
-    TensorFlow's shape inference first sees both (one line naming model and dataset)."""
-    try:
-        logits = net.logits(x)
-    except (ValueError, TypeError) as exc:  # shape inference: "Dimensions must be equal", ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"model {model.name!r} cannot take the {spec.text()} of dataset {dataset!r} ({first})"
-        ) from None
-    width = logits.shape[-1] if logits.shape.rank else None
-    if logits.shape.rank != 2 or (width is not None and width != spec.classes):
-        raise ModelError(
-            f"model {model.name!r} scores {width if width is not None else '?'} classes "
-            f"(logits {logits.shape}); dataset {dataset!r} has {spec.classes}"
-        )
-    return logits
-
-
-def probe(model: Model, config: Mapping[str, Any], dataset: Dataset) -> None:
-    """Build `model` on the dataset's image rows in a scratch graph: a model that declares no
-    `input_shape` or `classes` fails here, in one line, rather than inside its training."""
-    t = tf()
-    spec = dataset.spec
-    with t.Graph().as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, spec.pixels])
-        network_logits(model, model.build(config), x, spec, dataset.name)
-
-
-def takes(model: Model, dataset: Dataset) -> bool:
-    """Does `model` take the dataset's images: declared so, or, declaring nothing, does it
-    build on them (`probe`)? Picks the models a command runs when none are named."""
-    if model.accepts(dataset.spec) is not None:
-        return False
-    if model.input_shape is not None and model.classes is not None:
-        return True
-    try:
-        probe(model, model.config(), dataset)
-    except ModelError:
-        return False
-    return True
-
-
 def spec_of(model: Model, record: Mapping[str, Any], dataset: Dataset | None) -> ImageSpec:
     """The images a restored network takes: the dataset's, else the record's (trained since
     datasets were named), else the model's declaration (older records: all MNIST)."""
@@ -365,10 +322,37 @@ def load(
     on_train: Callable[[int, int, float | None], None] | None = None,
 ) -> Loaded:
     """The model restored from its checkpoint for `dataset` (default: the default dataset),
-    training (and caching) it first on a miss."""
+    training (and caching) it first on a miss; a pretrained (imported) model is built from its
+    file, shaped to the dataset's images."""
     dataset = dataset or data.default_dataset()
     check_accepts(model, dataset)
+    if model.pretrained:
+        return open_pretrained(model, config, dataset)
     folder = find(model, config, seed, dataset)
     if folder is None:
         folder = train(model, config, seed, dataset, on_progress=on_train)
     return restore(model, config, folder, dataset)
+
+
+#: Real test images a pretrained model looks at once after loading (`Network.calibrate`).
+CALIBRATION_IMAGES = 100
+
+
+def open_pretrained(model: Model, config: Mapping[str, Any], dataset: Dataset) -> Loaded:
+    """A model that comes with its weights (imported from a file) in a fresh graph and session;
+    its record is its origin (file, content digest, conversions), its folder the file."""
+    t = tf()
+    record = {"model": model.name, **model.origin(config)}
+    graph = t.Graph()
+    with graph.as_default():
+        net = model.build(config)
+        init = t.compat.v1.variables_initializer(net.variables)
+    sess = session(graph)
+    try:
+        sess.run(init)
+        net.calibrate(sess, dataset.test.images[:CALIBRATION_IMAGES])
+    except Exception:
+        sess.close()
+        raise
+    record["scores"] = getattr(net, "scores", record.get("scores"))
+    return Loaded(graph, sess, net, record, Path(record.get("file", model.name)), dataset.spec)

@@ -30,6 +30,7 @@ import pluggy
 from advbench.contract import hookspecs
 from advbench.contract.attack import loop_problem
 from advbench.errors import PluginError
+from advbench.host import imported
 from advbench.host.registry import DatasetTable, Table
 
 if TYPE_CHECKING:
@@ -163,11 +164,17 @@ def _candidates(plugins_dir: str | os.PathLike[str] | None):
             yield path.stem, str(path), "file", lambda p=path: _load_file(p)
 
 
+def _model_file(name: str) -> Model | None:
+    """`keras:PATH`, `savedmodel:DIR`, `graph:PATH`: a model imported from that file."""
+    return imported.open_model(name) if imported.split(name) else None
+
+
 def load(plugins_dir: str | os.PathLike[str] | None = None) -> Plugins:
     """Load every allowed plugin and collect what each registers."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    models, attacks = Table("model"), Table("attack", problem=loop_problem)
+    models = Table("model", maker=_model_file)
+    attacks = Table("attack", problem=loop_problem)
     datasets = DatasetTable()
     info: dict[str, PluginInfo] = {}
     allow, block = _names_from_env(ENV_ALLOW), _names_from_env(ENV_BLOCK)

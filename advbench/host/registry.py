@@ -30,7 +30,12 @@ class Table(Generic[T]):
     kind: str
     #: What is wrong with an object that must not be registered (None: nothing); run by `add`.
     problem: Callable[[T], str | None] | None = None
+    #: Makes the object for a name no plugin registers (a model file, `keras:PATH`), or None
+    #: when the name is not of that form; what it makes is kept in `made`, under plugin
+    #: "file" (not among the registered `entries`: "all models" stays the plugins' ones).
+    maker: Callable[[str], T | None] | None = None
     entries: dict[str, Entry[T]] = field(default_factory=dict)
+    made: dict[str, Entry[T]] = field(default_factory=dict)
 
     def add(self, obj: T, plugin: str) -> None:
         """Register `obj` under its `name`; a second registration of a name, or an object
@@ -78,6 +83,13 @@ def lookup(name: str, *tables: Table[Any]) -> Entry[Any]:
     for table in tables:
         if name in table.entries:
             return table.entries[name]
+    for table in tables:
+        if name in table.made:
+            return table.made[name]
+        made = table.maker(name) if table.maker else None
+        if made is not None:
+            table.made[name] = Entry(name, made, "file")
+            return table.made[name]
     known = sorted({n for table in tables for n in table.entries})
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -33,11 +33,17 @@ def available() -> bool:
     return True
 
 
-def _classifier(loaded: Any, loss: str) -> Any:
-    """An ART classifier over `loaded`'s session whose loss is advbench's `ce` or `dlr`."""
+def _classifier(loaded: Any, loss: str, image_shape: tuple[int, ...] | None = None) -> Any:
+    """An ART classifier over `loaded`'s session whose loss is advbench's `ce` or `dlr`.
+
+    `image_shape` is the shape ART sees (default: flat rows): ART's Square attack cuts its
+    patches out of (h, w, c) images, so it needs the dataset's image shape; the session is fed
+    the same pixels flattened."""
+    image_shape = image_shape or (loaded.spec.pixels,)
     from art.estimators.classification.classifier import (  # type: ignore[import-not-found]
         ClassifierLossGradients,
     )
+    from art.estimators.estimator import NeuralNetworkMixin  # type: ignore[import-not-found]
 
     from advbench.contract.lazy_tf import tf
     from advbench.contract.losses import dlr_loss
@@ -55,20 +61,25 @@ def _classifier(loaded: Any, loss: str) -> Any:
         (grad,) = t.gradients(t.reduce_sum(per_image), [x_ph])
     sess = loaded.session
 
-    class SessionClassifier(ClassifierLossGradients):
-        """Logits, loss and loss gradient of one TF1 graph, in ART's estimator API."""
+    class SessionClassifier(NeuralNetworkMixin, ClassifierLossGradients):
+        """Logits, loss and loss gradient of one TF1 graph, in ART's estimator API (a neural
+        network's, channels last, as ART's Square attack requires)."""
 
         estimator_params = ClassifierLossGradients.estimator_params
 
         def __init__(self) -> None:
-            super().__init__(model=None, clip_values=(0.0, 1.0))
+            super().__init__(model=None, clip_values=(0.0, 1.0), channels_first=False)
             self.nb_classes = loaded.spec.classes
+
+        def get_activations(self, *args: Any, **kwargs: Any) -> np.ndarray:
+            raise NotImplementedError("no attack here reads a layer's activations")
 
         @property
         def input_shape(self) -> tuple[int, ...]:
-            return (loaded.spec.pixels,)
+            return image_shape
 
         def predict(self, x: np.ndarray, batch_size: int = 1000, **kwargs: Any) -> np.ndarray:
+            x = x.reshape(len(x), -1)
             parts = [
                 sess.run(logits, {x_ph: x[i : i + batch_size]})
                 for i in range(0, len(x), batch_size)
@@ -80,12 +91,12 @@ def _classifier(loaded: Any, loss: str) -> Any:
             raise NotImplementedError("a restored advbench model is not trained through ART")
 
         def loss_gradient(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> np.ndarray:
-            return sess.run(grad, {x_ph: x, y_ph: y})
+            return sess.run(grad, {x_ph: x.reshape(len(x), -1), y_ph: y}).reshape(x.shape)
 
         def compute_loss(
             self, x: np.ndarray, y: np.ndarray, reduction: str = "none", **kwargs: Any
         ) -> np.ndarray:
-            values = sess.run(per_image, {x_ph: x, y_ph: y})
+            values = sess.run(per_image, {x_ph: x.reshape(len(x), -1), y_ph: y})
             return {"mean": values.mean, "sum": values.sum}.get(reduction, lambda: values)()
 
     return SessionClassifier()
@@ -124,3 +135,62 @@ def apgd(
     started = time.perf_counter()
     adversarial = attack.generate(images, y=onehot)
     return adversarial, time.perf_counter() - started
+
+
+def autoattack(
+    loaded: Any,
+    eps: float,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch: int = 500,
+    iterations: int = 100,
+    queries: int = 5000,
+) -> tuple[np.ndarray, float]:
+    """(adversarial images, wall seconds) of ART's AutoAttack at L∞ `eps`: its APGD-CE,
+    APGD-DLR and Square, in that order, each on the images the earlier ones left robust
+    (ART's own cascade), with AutoAttack's budgets — `iterations` APGD steps from a 2ε step,
+    one restart each, Square with `queries` queries and p_init 0.8, one restart. ART has no
+    FAB, and its targeted pass would aim at every class with both losses, so it runs untargeted.
+    """
+    with warnings.catch_warnings(), _logging_handlers_kept():
+        warnings.simplefilter("ignore")
+        from art.attacks.evasion import (  # type: ignore[import-not-found]
+            AutoAttack,
+            AutoProjectedGradientDescent,
+            SquareAttack,
+        )
+
+        shape = tuple(loaded.spec.shape)
+        by_loss = {loss: _classifier(loaded, loss, shape) for loss in ("ce", "dlr")}
+        apgds = [
+            AutoProjectedGradientDescent(
+                by_loss[loss],
+                norm=np.inf,
+                eps=eps,
+                eps_step=2.0 * eps,
+                max_iter=iterations,
+                targeted=False,
+                nb_random_init=1,
+                batch_size=batch,
+                loss_type=None,
+                verbose=False,
+            )
+            for loss in ("ce", "dlr")
+        ]
+        square = SquareAttack(
+            by_loss["ce"],
+            norm=np.inf,
+            max_iter=queries,
+            eps=eps,
+            p_init=0.8,
+            nb_restarts=1,
+            batch_size=batch,
+            verbose=False,
+        )
+        attack = AutoAttack(
+            by_loss["ce"], norm=np.inf, eps=eps, attacks=[*apgds, square], batch_size=batch
+        )
+        onehot = np.eye(loaded.spec.classes, dtype=np.float32)[labels]
+        started = time.perf_counter()
+        adversarial = attack.generate(images.reshape(-1, *shape), y=onehot)
+    return adversarial.reshape(len(images), -1), time.perf_counter() - started

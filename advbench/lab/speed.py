@@ -21,17 +21,17 @@ tools are in `timing` (rows, timers, the floor), `art` (the optional ART row) an
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from advbench.lab import art, timing, train_speed
+from advbench.lab import art, ensemble_speed, timing, train_speed
 
 MODEL, ATTACK = "mlp", "ifgsm"  # the tutorial's section 6.4, measured every way
-FLOOR_MODEL, FLOOR_ATTACK = "cnn", "pgd"  # a second model and attack, against its floor alone
+FLOOR_MODEL = "cnn"  # a second model, where PGD and APGD are measured against their floor alone
+FLOOR_ATTACKS = ("pgd", "apgd")
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,11 @@ class Options:
     limit: int | None  # test images for advbench (None: all)
     sample: int  # images for the tutorial's one-image loop
     naive_images: int  # images for the naive batched loop
-    floor_images: int  # images for FLOOR_ATTACK on FLOOR_MODEL
+    floor_images: int  # images for FLOOR_ATTACKS on FLOOR_MODEL
     art_images: int | None  # images for ART (None: as many as advbench's)
     art_batch: int
     train_steps: int
+    ensemble_images: int = 0  # images for the worst-case rows (0: skipped)
     dataset: Any = None  # advbench.Dataset; None: the default (MNIST)
 
 
@@ -56,52 +57,12 @@ class Bench:
     n: int  # test images attacked by advbench
     rows: list[timing.Row]  # advbench, tutorial loop, naive loop, floor, [ART]
     facts: dict[str, Any]
-    floor_row: timing.Row
+    floor_rows: list[timing.Row]  # FLOOR_ATTACKS on FLOOR_MODEL
     floor_images: int
     memory_mb: float  # peak resident memory after the attack benchmarks
     train_rows: list[timing.Row]
     trained: dict[str, Any]
-
-
-def bench_attack_vs_floor(
-    loaded: Any,
-    model: Any,
-    attack: Any,
-    params: dict,
-    images: np.ndarray,
-    labels: np.ndarray,
-    rate: float,
-) -> timing.Row:
-    """An attack over `images` next to its floor: the FLOPs of the image-iterations it ran
-    (`timing.floor_flops`) over the GEMM `rate`."""
-    from advbench.engine import runner
-
-    spec = runner.AttackSpec(attack, params, 0)
-    sample = runner.Sample.of(loaded, images, labels)
-    graph = runner.build_attack_graph(loaded, spec)
-    # warm-up on the same images: graph optimisation and first-touch allocation are one-off
-    attack_run = _attack_run(loaded, spec, sample, graph)
-    attack_run()
-    rec, seconds = attack_run()
-    work = timing.work(rec, attack.iterations(params))
-    floor = timing.floor_flops(model, work) / rate
-    return timing.Row(
-        f"{attack.name} on {model.name}",
-        work,
-        seconds,
-        f"floor {floor:.2f} s, {seconds / floor:.2f}× the floor",
-    )
-
-
-def _attack_run(loaded: Any, spec: Any, sample: Any, graph: Any) -> Callable[[], Any]:
-    """A call running advbench's attack on `images`, returning (records, seconds).
-
-    The seconds are the attack's own (feeding, the graph, fetching: what every report prints),
-    not the per-image L2/L∞ bookkeeping afterwards, which the other ways do not do either.
-    """
-    from advbench.engine import runner
-
-    return lambda: runner.run_attack(loaded, spec, sample, graph=graph)
+    worst_case: ensemble_speed.EnsembleBench | None = None
 
 
 def bench_ifgsm(
@@ -140,7 +101,7 @@ def bench_ifgsm(
     # the GEMM rate, so that the floor is measured side by side with the attack (this machine's
     # speed drifts); the figures are the medians, and every pair's own ratio is kept.
     graph = runner.build_attack_graph(loaded, spec)
-    whole_set = _attack_run(loaded, spec, whole, graph)
+    whole_set = timing.attack_run(loaded, spec, whole, graph)
     whole_set()
     runs, rates = [], []
     for _ in range(repeats):
@@ -232,7 +193,7 @@ def bench_ifgsm(
         if a < n:
             _, same = timing.median_of(
                 repeats,
-                _attack_run(loaded, spec, whole.first(a), graph),
+                timing.attack_run(loaded, spec, whole.first(a), graph),
             )
         facts["art_same_task"] = {
             "images": a,
@@ -266,24 +227,33 @@ def measure(registry: Any, options: Options) -> Bench:
         )
     finally:
         loaded.close()
-    model_2, attack_2 = registry.models.get(FLOOR_MODEL), registry.attacks.get(FLOOR_ATTACK)
+    model_2 = registry.models.get(FLOOR_MODEL)
     loaded = zoo.load(model_2, model_2.config(), model_2.default_seed, options.dataset)
+    m = min(options.floor_images, n)
     try:
-        m = min(options.floor_images, n)
-        floor_row = bench_attack_vs_floor(
-            loaded,
-            model_2,
-            attack_2,
-            attack_2.config(),
-            test.images[:m],
-            test.labels_int[:m],
-            facts["gemm_gflops"] * 1e9,
-        )
+        # each at PGD's budget, L∞ ε 0.3: the same images, the same threat model
+        floor_rows = [
+            timing.attack_vs_floor(
+                loaded,
+                model_2,
+                attack,
+                attack.for_dataset(attack.config({"eps": 0.3}), loaded.spec),
+                test.images[:m],
+                test.labels_int[:m],
+                timing.matmul_rate(1.0),
+            )
+            for attack in map(registry.attacks.get, FLOOR_ATTACKS)
+        ]
     finally:
         loaded.close()
+    worst_case = None
+    if options.ensemble_images:
+        worst_case = ensemble_speed.measure(
+            registry, min(options.ensemble_images, n), options.dataset
+        )
     memory = timing.peak_rss_mb()
     train_rows, trained = train_speed.bench_training(model, config, options.train_steps)
-    return Bench(params, n, rows, facts, floor_row, m, memory, train_rows, trained)
+    return Bench(params, n, rows, facts, floor_rows, m, memory, train_rows, trained, worst_case)
 
 
 def render(b: Bench) -> str:
@@ -332,10 +302,16 @@ def render(b: Bench) -> str:
         )
     else:
         lines.append("IBM ART not installed: pip install 'advbench[art]' to compare with its BIM")
+    budgets = {"pgd": "40 steps of 0.01", "apgd": "100 steps from 2ε, ce"}
     lines += [
-        f"{FLOOR_ATTACK} (40 steps of 0.01, eps 0.3) on {FLOOR_MODEL}, {b.floor_images} images: "
-        f"{b.floor_row.seconds:.2f} s for {b.floor_row.work:,.0f} image-iterations; "
-        f"{b.floor_row.note}",
+        f"{row.name.split()[0]} ({budgets.get(row.name.split()[0], '')}, eps 0.3), "
+        f"{b.floor_images} images: {row.seconds:.2f} s for {row.work:,.0f} image-iterations "
+        f"({row.per_unit * 1e6:.0f} µs each); {row.note}"
+        for row in b.floor_rows
+    ]
+    if b.worst_case is not None:
+        lines += ensemble_speed.render(b.worst_case)
+    lines += [
         f"peak memory after the attack benchmarks: {b.memory_mb:.0f} MiB",
         "",
     ]
@@ -377,8 +353,9 @@ def write_json(b: Bench, path: Path) -> None:
         "attack": [vars(r) for r in b.rows],
         "training": [vars(r) for r in b.train_rows],
         "training_weights": b.trained,
-        "pgd_cnn": vars(b.floor_row),
+        **{f"{r.name.split()[0]}_cnn": vars(r) for r in b.floor_rows},
         **b.facts,
+        "worst_case": ensemble_speed.as_json(b.worst_case) if b.worst_case else None,
         "peak_rss_mb": b.memory_mb,
         "n": b.n,
     }

@@ -239,7 +239,7 @@ def markdown(
                     m["name"],
                     m["n"],
                     _fmt(m["clean_accuracy"]),
-                    m.get("seed", ""),
+                    m.get("seed", "") if "imported" not in m else "imported",
                     Path(m.get("checkpoint", "")).name,
                 ]
                 for m in run.models
