@@ -261,6 +261,58 @@ def test_a_model_and_dataset_that_do_not_fit_are_one_line(colours, cli_error):
     )  # fmt: skip
 
 
+def test_a_keras_model_of_the_colour_dataset_is_benchmarked_on_it(colours, tmp_path, cli_error):
+    """A Keras model trained on the npz dataset's images, saved as `.keras` and named on the
+    command line: the run feeds it the dataset's 16×16×3 images (its clean predictions are
+    Keras's own); an MNIST-shaped Keras model on that dataset is one line naming both shapes."""
+    import csv
+
+    import keras
+
+    npz, _, _ = colours
+    with np.load(npz) as arrays:
+        x_train, y_train = arrays["x_train"] / np.float32(255), arrays["y_train"]
+        x_test = arrays["x_test"] / np.float32(255)
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((H, W, C)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(CLASSES),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_train, y_train, epochs=3, batch_size=50, verbose=0)
+    model.save(tmp_path / "colour.keras")
+    n, name, out = 20, f"keras:{tmp_path / 'colour.keras'}", tmp_path / "out"
+    db = ["--db", str(tmp_path / "db.sqlite")]
+    run = ["run", "--dataset", f"npz:{npz}", "--attacks", "fgsm,pgd", "--limit", str(n), *db]
+    proc = advbench(*run, "--models", name, "--out", str(out), "--no-figures")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["dataset"] == "npz:colours"
+    assert all(c["status"] == "done" for c in results["cells"]), results["cells"]
+    (described,) = results["models"]
+    assert described["imported"]["layout"] == "hwc"
+    expected = model.predict(x_test[:n], verbose=0).argmax(1)
+    rows = list(csv.DictReader((out / "records.csv").open()))
+    for attack in ("fgsm", "pgd"):
+        clean = [int(r["clean_pred"]) for r in rows if r["attack"] == attack]
+        assert np.array_equal(clean, expected), attack
+    mnist = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10)])
+    mnist.save(tmp_path / "mnist.keras")
+    cli_error(
+        *run,
+        "--models",
+        f"keras:{tmp_path / 'mnist.keras'}",
+        message="takes inputs of shape (28, 28, 1) and outputs shape (10) per image; "
+        "dataset 'npz:colours' has 16×16×3 images in 5 classes",
+    )
+
+
 def test_a_target_class_the_dataset_lacks_is_one_line(colours, cli_error):
     npz, _, plugin_dir = colours
     cli_error(

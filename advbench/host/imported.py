@@ -200,11 +200,13 @@ class ImportedModel(Model):
         self.fit(Geometry.of(spec))
         if self.format != "keras":
             return None
+        frozen, wrong = self._freeze(self.config()), []
         try:
-            self.conversion(self.config())
+            _layout(self.name, frozen.input_shape, "auto", self.geometry)
         except ShapeMismatch as exc:
-            return exc.model_side
-        return None
+            wrong.append(exc.model_side)
+        wrong.append(self._output_mismatch(frozen) or "")
+        return " and ".join(w for w in wrong if w) or None
 
     def digest(self) -> str:
         """The file's content digest (computed once)."""
@@ -213,20 +215,27 @@ class ImportedModel(Model):
         return self._digest
 
     def frozen(self, config: Mapping[str, Any]) -> Frozen:
-        """The model frozen into a GraphDef (once per choice of tensors), its output checked
-        against the dataset's classes."""
+        """The model frozen into a GraphDef, its output checked against the dataset's classes."""
+        frozen = self._freeze(config)
+        wrong = self._output_mismatch(frozen)
+        if wrong:
+            g = self.geometry
+            raise ShapeMismatch(self.name, wrong, f"{g.owner()} has {g.classes} classes")
+        return frozen
+
+    def _freeze(self, config: Mapping[str, Any]) -> Frozen:
+        """The model frozen into a GraphDef, once per choice of tensors."""
         key = (config.get("signature", ""), config.get("input", ""), config.get("logits", ""))
         if key not in self._frozen:
             self._frozen[key] = freeze(self.format, self.name, self.path, key[1], key[2], key[0])
-        frozen, g = self._frozen[key], self.geometry
+        return self._frozen[key]
+
+    def _output_mismatch(self, frozen: Frozen) -> str | None:
+        """The model's side when its output is not one score per class of the dataset."""
         classes = frozen.output_shape[-1] if frozen.output_shape else None
-        if len(frozen.output_shape) != 1 or classes not in (None, g.classes):
-            raise ShapeMismatch(
-                self.name,
-                f"outputs shape {_shape(frozen.output_shape)} per image",
-                f"{g.owner()} has {g.classes} classes",
-            )
-        return frozen
+        if len(frozen.output_shape) != 1 or classes not in (None, self.geometry.classes):
+            return f"outputs shape {_shape(frozen.output_shape)} per image"
+        return None
 
     def conversion(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """How advbench's images become the model's input, and what its output is: the
