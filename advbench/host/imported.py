@@ -179,7 +179,7 @@ class ImportedModel(Model):
 
     def __init__(self, fmt: str, path: str, geometry: Geometry = MNIST) -> None:
         self.format, self.path = fmt, Path(path)
-        self.fit(geometry)
+        self.set_geometry(geometry)
         self.name = f"{fmt}:{path}"
         self.description = f"{FORMATS[fmt]}, imported from {path} (not trained by advbench)"
         self.params = PARAMS[fmt]
@@ -188,7 +188,7 @@ class ImportedModel(Model):
         self._frozen: dict[tuple[str, str, str], Frozen] = {}
         self._digest: str | None = None
 
-    def fit(self, geometry: Geometry) -> None:
+    def set_geometry(self, geometry: Geometry) -> None:
         """Feed this model images of `geometry` from now on (`input_shape`, `classes` too)."""
         self.geometry = geometry
         self.input_shape, self.classes = geometry.shape, geometry.classes
@@ -197,7 +197,7 @@ class ImportedModel(Model):
         """Fit the model to the dataset's images; what of the file does not fit them, or None.
         A `keras` file is read and checked now; a `graph` or `savedmodel` file by `origin`,
         with the tensors the run names (`--set`), in a line naming both sides too."""
-        self.fit(Geometry.of(spec))
+        self.set_geometry(Geometry.of(spec))
         if self.format != "keras":
             return None
         frozen, wrong = self._freeze(self.config()), []
