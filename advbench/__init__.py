@@ -54,7 +54,7 @@ from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
 from advbench.contract.threat import ThreatModel
 from advbench.errors import AdvbenchError, DataError, ModelError, ParamError, PluginError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
     "CLIP_PARAMS",
     "DEFAULT_DATASET",

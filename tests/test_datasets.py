@@ -261,6 +261,7 @@ def test_a_model_and_dataset_that_do_not_fit_are_one_line(colours, cli_error):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # about 21 s: trains a Keras model, then two advbench runs
 def test_a_keras_model_of_the_colour_dataset_is_benchmarked_on_it(colours, tmp_path, cli_error):
     """A Keras model trained on the npz dataset's images, saved as `.keras` and named on the
     command line: the run feeds it the dataset's 16×16×3 images (its clean predictions are
