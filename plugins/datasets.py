@@ -219,14 +219,21 @@ def _idx(directory: str) -> Content:
     )
 
 
-def idx(directory: str) -> Dataset:
-    folder = Path(directory)
+def _in_directory(prefix: str, directory: str, read, what: str) -> Dataset:
+    """A dataset read from a user's directory: named after the folder, read (and cached) by its
+    resolved path, so two spellings of one folder share one read."""
+    path = Path(directory)
+    resolved = str(path.resolve())
     return Dataset(
-        f"idx:{folder.resolve().name}",
-        lambda: _idx(str(folder.resolve())),
-        description=f"IDX files in {folder}",
-        source=str(folder),
+        f"{prefix}:{Path(resolved).name}",
+        lambda: read(resolved),
+        description=f"{what} in {path}",
+        source=str(path),
     )
+
+
+def idx(directory: str) -> Dataset:
+    return _in_directory("idx", directory, _idx, "IDX files")
 
 
 @lru_cache(maxsize=4)
@@ -338,13 +345,7 @@ def _folder(directory: str) -> Content:
 
 
 def folder(directory: str) -> Dataset:
-    root = Path(directory)
-    return Dataset(
-        f"folder:{root.resolve().name}",
-        lambda: _folder(str(root.resolve())),
-        description=f"PNG images in {root}/train and {root}/test",
-        source=str(root),
-    )
+    return _in_directory("folder", directory, _folder, "PNG images (train/, test/)")
 
 
 @hookimpl
