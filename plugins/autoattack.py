@@ -15,7 +15,8 @@ Versions (AutoAttack's defaults for each component):
   run stops before any work, naming what is missing — a standard evaluation that silently
   skipped a component would not be AutoAttack's number.
 - `fast`: APGD-CE and APGD-T only (AutoAttack's own "fast" subset, its white-box part).
-- `custom`: `components`, some of apgd-ce, apgd-t, fab-t and square joined by `+`
+- `custom`: `components`, some of apgd-ce, apgd-dlr (untargeted DLR, the reference's `plus`
+  and `rand` versions; IBM ART's AutoAttack runs it), apgd-t, fab-t and square joined by `+`
   (`apgd-ce+square`; a comma separates the values of a sweep), run in that order.
 
 As in the reference, APGD-T's k-th component attacks the k-th largest clean logit other than
@@ -31,7 +32,7 @@ from typing import Any
 
 from advbench import Attack, Component, ImageSpec, Param, ParamError, ThreatModel, hookimpl
 
-KINDS = ("apgd-ce", "apgd-t", "fab-t", "square")
+KINDS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
 VERSIONS = {
     "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
     "fast": ("apgd-ce", "apgd-t"),
@@ -148,6 +149,8 @@ class AutoAttack(Attack):
         for kind in self.kinds(params):
             if kind == "apgd-ce":
                 out.append(Component("apgd-ce", "apgd", {**apgd, "loss": "ce"}))
+            elif kind == "apgd-dlr":
+                out.append(Component("apgd-dlr", "apgd", {**apgd, "loss": "dlr"}))
             elif kind == "apgd-t":
                 out += [
                     Component(

@@ -201,3 +201,17 @@ def _logits(loaded: Any, images: np.ndarray) -> np.ndarray:
         x = t.compat.v1.placeholder(t.float32, [None, 784])
         out = loaded.network.logits(x)
     return loaded.session.run(out, {x: images})
+
+
+def test_custom_components_run_in_autoattacks_order_with_their_losses(registry):
+    """`version=custom` takes any of the kinds, untargeted DLR (ART's AutoAttack has it)
+    included, and runs them in the fixed order whatever order they are listed in."""
+    autoattack = registry.attacks.get("autoattack")
+    params = autoattack.config(
+        {"version": "custom", "components": "square+apgd-dlr+apgd-ce", "n_target_classes": "9"}
+    )
+    parts = autoattack.components(params)
+    assert [p.label for p in parts] == ["apgd-ce", "apgd-dlr", "square"]
+    losses = {p.label: p.overrides.get("loss") for p in parts}
+    assert losses == {"apgd-ce": "ce", "apgd-dlr": "dlr", "square": None}
+    assert "target_rank" not in parts[1].overrides  # untargeted: any misclassification

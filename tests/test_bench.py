@@ -27,6 +27,8 @@ def test_bench_smoke(tmp_path, capsys):
         "40",
         "--ensemble-images",
         "1",
+        "--imported-images",
+        "30",
         "--json",
         str(out),
     ]
@@ -46,6 +48,12 @@ def test_bench_smoke(tmp_path, capsys):
     assert worst["images"] == 1 and len(worst["cascade"]) == len(worst["every_image"]) == 20
     steps = {way: sum(p["steps"] for p in worst[way]) for way in ("cascade", "every_image")}
     assert 0 < steps["cascade"] <= steps["every_image"]
+    art_job = worst["art_job"]  # ART's components as an advbench ensemble, and a forward pass
+    assert art_job["components"] == "apgd-ce+apgd-dlr+square" and len(art_job["parts"]) == 3
+    assert art_job["seconds"] > 0 and worst["forward_seconds"] > 0
+    imported = data["imported"]  # pgd on cnn, native vs its Keras twin imported from a file
+    assert imported["n"] == 30 and imported["native_seconds"] > 0
+    assert imported["differing_images"] == 0 and "the same per-image results" in text
     if importlib.util.find_spec("art") is not None:  # the optional extra `advbench[art]`
         assert names[-1].startswith("IBM ART") and data["art_same_task"]["images"] == 200
         assert worst["art"]["linf"] <= 0.3 + 1e-6  # ART's AutoAttack kept to the same budget

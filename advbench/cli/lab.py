@@ -11,7 +11,7 @@ from pathlib import Path
 
 import advbench.cli.options as opt
 from advbench.errors import AdvbenchError
-from advbench.lab import speed, transfer
+from advbench.lab import imported_speed, speed, transfer
 
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +56,13 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         default=100,
         help="images for the worst-case rows (apgd vs its floor, the autoattack ensemble vs its "
         "components on every image and vs ART's AutoAttack) on cnn-pgd (default 100; 0 skips)",
+    )
+    bench.add_argument(
+        "--imported-images",
+        type=opt.count,
+        default=500,
+        help=f"images for {imported_speed.ATTACK} on the {imported_speed.NATIVE} built natively vs "
+        "imported from a saved Keras file with the same weights (default 500; 0 skips)",
     )
     bench.add_argument(
         "--train-steps",
@@ -127,6 +134,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         art_batch=args.art_batch,
         train_steps=args.train_steps,
         ensemble_images=args.ensemble_images,
+        imported_images=args.imported_images,
         dataset=opt.dataset(args, registry),
     )
     measured = speed.measure(registry, options)

@@ -163,6 +163,14 @@ class Attack:
         """(next images, next state); stateless attacks only write `step`."""
         return self.step(net, s, params), s.state
 
+    def logits_of(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
+        """The logits of `s.x` that the success check scores (default: a forward pass).
+
+        A score-based attack already computed them when it made `s.x` (it accepted a proposal
+        it had scored) and can carry them in its state: returning them here saves the driver
+        one forward pass per step, half of such an attack's work."""
+        return net.logits(s.x)
+
     def components(self, params: Mapping[str, Any]) -> list[Component] | None:
         """An ensemble's attacks, in the order they run (None: this is a single attack).
 

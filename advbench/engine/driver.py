@@ -41,7 +41,7 @@ def early_stopping_loop(
 
     def body(i, pos, x, y, tgt, idx, ta_pos, ta_x, ta_it, ta_pred, *state):
         s = StepInputs(x, lambda: t.gather(b.x, pos), y, tgt, idx, i, b.seed, tuple(state), spec)
-        logits = net.logits(x)
+        logits = attack.logits_of(net, s, params)
         pred = t.argmax(logits, 1)
         won = t.logical_and(i > 0, attack.success(net, logits, s, params))
         # Step every active row, then drop the ones that just succeeded: the step's forward
@@ -110,7 +110,7 @@ def early_stopping_loop(
         tuple(padded(v) for v in loop[10:]),
         spec,
     )
-    logits = net.logits(s.x)
+    logits = attack.logits_of(net, s, params)
     pred_left = t.argmax(logits[:-1], 1)
     won = t.logical_and(i_end > 0, attack.success(net, logits, s, params)[:-1])
     ta_pos, ta_x, ta_it, ta_pred = _record(

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from advbench.lab import art, ensemble_speed, timing, train_speed
+from advbench.lab import art, ensemble_speed, imported_speed, timing, train_speed
 
 MODEL, ATTACK = "mlp", "ifgsm"  # the tutorial's section 6.4, measured every way
 FLOOR_MODEL = "cnn"  # a second model, where PGD and APGD are measured against their floor alone
@@ -46,6 +46,7 @@ class Options:
     art_batch: int
     train_steps: int
     ensemble_images: int = 0  # images for the worst-case rows (0: skipped)
+    imported_images: int = 0  # images for the imported-model row (0: skipped)
     dataset: Any = None  # advbench.Dataset; None: the default (MNIST)
 
 
@@ -63,6 +64,7 @@ class Bench:
     train_rows: list[timing.Row]
     trained: dict[str, Any]
     worst_case: ensemble_speed.EnsembleBench | None = None
+    imported: imported_speed.ImportedBench | None = None
 
 
 def bench_ifgsm(
@@ -251,9 +253,17 @@ def measure(registry: Any, options: Options) -> Bench:
         worst_case = ensemble_speed.measure(
             registry, min(options.ensemble_images, n), options.dataset
         )
+    imported = None
+    if options.imported_images:
+        k = min(options.imported_images, n)
+        imported = imported_speed.measure(
+            registry, test.images[:k], test.labels_int[:k], options.dataset
+        )
     memory = timing.peak_rss_mb()
     train_rows, trained = train_speed.bench_training(model, config, options.train_steps)
-    return Bench(params, n, rows, facts, floor_rows, m, memory, train_rows, trained, worst_case)
+    return Bench(
+        params, n, rows, facts, floor_rows, m, memory, train_rows, trained, worst_case, imported
+    )
 
 
 def render(b: Bench) -> str:
@@ -311,6 +321,8 @@ def render(b: Bench) -> str:
     ]
     if b.worst_case is not None:
         lines += ensemble_speed.render(b.worst_case)
+    if b.imported is not None:
+        lines += imported_speed.render(b.imported)
     lines += [
         f"peak memory after the attack benchmarks: {b.memory_mb:.0f} MiB",
         "",
@@ -356,6 +368,7 @@ def write_json(b: Bench, path: Path) -> None:
         **{f"{r.name.split()[0]}_cnn": vars(r) for r in b.floor_rows},
         **b.facts,
         "worst_case": ensemble_speed.as_json(b.worst_case) if b.worst_case else None,
+        "imported": imported_speed.as_json(b.imported) if b.imported else None,
         "peak_rss_mb": b.memory_mb,
         "n": b.n,
     }

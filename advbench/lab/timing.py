@@ -91,6 +91,20 @@ def forward_flops(model: Any) -> float:
     return float(total)
 
 
+def forward_seconds(loaded: Any, images: np.ndarray, repeats: int = 5) -> float:
+    """Median wall seconds of one forward pass of the loaded model over `images` as one batch
+    (the ops built and run once first: graph optimisation is not a forward pass's cost)."""
+    from advbench.contract.lazy_tf import tf
+
+    t = tf()
+    with loaded.graph.as_default():
+        x = t.compat.v1.placeholder(t.float32, [None, images.shape[1]])
+        logits = loaded.network.logits(x)
+    run = lambda: loaded.session.run(logits, {x: images})  # noqa: E731
+    run()
+    return median_of(repeats, lambda: time_call(run))[1]
+
+
 def work(records: Any, budget: int) -> float:
     """Image-iterations actually run: each attacked image until its first success, or the
     whole `budget` if it never succeeds."""
