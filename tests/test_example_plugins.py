@@ -61,6 +61,19 @@ def test_installed_example_package_is_listed_and_runs_end_to_end(tmp_path):
     assert next(m for m in models if m["name"] == "relu-mlp")["clean_accuracy"] > 0.9
 
 
+def test_the_installed_example_joins_runs_only_when_named(registry):
+    """Installing a plugin that says `in_every = False` (the example does) must not change a
+    user's runs that name no models or attacks; named, it is there."""
+    assert "relu-mlp" in registry.models.entries and "gaussian" in registry.attacks.entries
+    every_model = [m.name for m in registry.models.select(None)]
+    every_attack = [a.name for a in registry.attacks.select(None)]
+    assert "relu-mlp" not in every_model and "mlp" in every_model
+    assert "gaussian" not in every_attack and "pgd" in every_attack
+    assert [m.name for m in registry.models.select(["relu-mlp"])] == ["relu-mlp"]
+    listed = _cli("plugins")
+    assert "relu-mlp*" in listed.stdout and "runs only when named" in listed.stdout
+
+
 def test_drop_in_file_runs_end_to_end(tmp_path):
     folder = ROOT / "plugins" / "examples" / "dropin"
     listed = _cli("plugins", "--plugins", str(folder))

@@ -81,13 +81,21 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([vars(i) for i in infos], indent=2))
         return 0
+    def names(table, listed: list[str]) -> str:
+        entries = table.entries
+        marked = [
+            n + ("" if getattr(entries[n].obj, "in_every", True) else "*") if n in entries else n
+            for n in listed
+        ]
+        return ", ".join(marked) or "—"
+
     rows = [
         [
             i.name,
             i.version,
             i.source,
-            ", ".join(i.models) or "—",
-            ", ".join(i.attacks) or "—",
+            names(registry.models, i.models),
+            names(registry.attacks, i.attacks),
             ", ".join(i.datasets) or "—",
             i.error or "ok",
         ]
@@ -95,6 +103,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     ]
     headers = ("plugin", "version", "source", "models", "attacks", "datasets", "status")
     print(tabulate(rows, headers=headers))
+    if any("*" in r[3] + r[4] for r in rows):
+        print("*: runs only when named (--models / --attacks), not in a run that names none")
     return 0
 
 

@@ -71,6 +71,9 @@ class Attack:
     params: ClassVar[tuple[Param, ...]] = ()
     #: Attacks that ignore the test image's content (fooling images from noise) attack every row.
     attacks_misclassified: ClassVar[bool] = False
+    #: Whether a run that names no attacks runs this one. An example, or a plugin too slow or
+    #: specialised for every run, says False: installing it must not change a user's runs.
+    in_every: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse advbench 0.1's budget methods: the engine would silently ignore them."""

@@ -124,6 +124,9 @@ class Model(ABC):
     label_name: ClassVar[str] = "y"
     #: How the engine may run this model (see `EngineHints`).
     hints: ClassVar[EngineHints] = EngineHints()
+    #: Whether a run that names no models runs this one. An example model says False:
+    #: installing a plugin must not change a user's runs; it runs when named.
+    in_every: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse advbench 0.1's tuning flags: the engine reads only `hints` now."""

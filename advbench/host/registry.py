@@ -67,9 +67,10 @@ class Table(Generic[T]):
         return list(self.entries)
 
     def select(self, wanted: list[str] | None) -> list[T]:
-        """All objects when `wanted` is None, else the named ones in the given order."""
+        """Every object that joins runs naming none (`in_every`) when `wanted` is None, else
+        the named ones in the given order."""
         if wanted is None:
-            return [e.obj for e in self.entries.values()]
+            return [e.obj for e in self.entries.values() if getattr(e.obj, "in_every", True)]
         seen: list[str] = []
         for name in wanted:
             if name not in seen:

@@ -49,6 +49,7 @@ class ReluMLP(Model):
     description = "example plugin: 784-64-10 ReLU MLP, Adam"
     input_shape = (28, 28, 1)  # MNIST
     classes = 10
+    in_every = False  # an example: installing it must not add it to a user's every-model runs
     params = (
         Param("hidden", 64, "hidden units", int, minimum=1),
         Param("learning_rate", 1e-3, "Adam step", float, minimum=0.0, min_exclusive=True),
@@ -70,6 +71,7 @@ class ReluMLP(Model):
 class GaussianNoise(Attack):
     name = "gaussian"
     description = "example plugin: Gaussian noise of growing std until the label flips"
+    in_every = False  # runs when named (--attacks gaussian), never by default
     params = (
         Param(
             "sigma_step", 0.02, "std added per iteration", float, minimum=0.0, min_exclusive=True
