@@ -81,6 +81,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([vars(i) for i in infos], indent=2))
         return 0
+
     def names(table, listed: list[str]) -> str:
         entries = table.entries
         marked = [
