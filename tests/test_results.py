@@ -175,7 +175,10 @@ def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
         )
         == 0
     )
-    assert "\\begin{tabular}" in (tmp_path / "tex/report.md").read_text()
+    report_md = (tmp_path / "tex/report.md").read_text()  # Markdown whatever --format says
+    assert "\\begin{tabular}" not in report_md and "|---" in report_md.replace(":", "-")
+    assert "seed=-1" not in report_md and "seed=0" in report_md  # the seed used, not -1
+    assert "\\begin{tabular}" in (tmp_path / "tex/table.tex").read_text()
     other = json.loads((tmp_path / "b/results.json").read_text())["run"]["id"]
     capsys.readouterr()
     assert main(["report", "--compare", runs, other, "--db", db]) == 0

@@ -63,7 +63,8 @@ def add_report(sub: argparse._SubParsersAction) -> None:
         "--format",
         choices=("markdown", "github", "latex", "plain"),
         default="markdown",
-        help="table format (default markdown)",
+        help="format of the printed table (default markdown); report.md is always Markdown, "
+        "and latex also writes the table to OUT/table.tex",
     )
     rep.add_argument("--out", type=opt.path, help="output directory (default reports/RUN-ID)")
     rep.add_argument(

@@ -309,9 +309,9 @@ def markdown(
             "",
         ]
     lines += ["## Parameters", ""]
-    for c in run.cells:
-        params = ", ".join(f"{k}={v}" for k, v in c.params.items())
-        lines.append(f"- {c.model} × {c.key}: {params}")
+    for c in run.cells:  # seed: the one used (a -1 default takes the run's)
+        shown = {**c.params, "seed": c.seed} if "seed" in c.params else c.params
+        lines.append(f"- {c.model} × {c.key}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     if figures:
         lines += ["", "## Pictures", ""]
         lines += [f"![{fig}]({fig})" for fig in figures]
@@ -345,8 +345,8 @@ def results_json(run: StoredRun) -> dict[str, Any]:
 def render(
     store: Any, run_id: str, out: Path, fmt: str = "markdown", pictures: bool = True
 ) -> StoredRun:
-    """Write results.json (with the worst cases), records.csv, report.md and the pictures of a
-    stored run."""
+    """Write results.json (with the worst cases), records.csv, report.md (Markdown whatever
+    `fmt`; with latex also table.tex) and the pictures of a stored run."""
     from advbench.output import figures
 
     out.mkdir(parents=True, exist_ok=True)
@@ -362,7 +362,9 @@ def render(
     _write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
     write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
     names = figures.render_all(run.cells, records, out) if pictures else []
-    _write_atomic(out / "report.md", markdown(run, fmt, names, worst, groups))
+    _write_atomic(out / "report.md", markdown(run, "markdown", names, worst, groups))
+    if fmt == "latex":  # report.md stays Markdown; the cells' table also as a LaTeX file
+        _write_atomic(out / "table.tex", table(run, "latex") + "\n")
     return run
 
 
