@@ -62,6 +62,11 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
         before = {row[0]: row[1] for row in con.execute("SELECT key || model, created FROM cells")}
         records_before = con.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     assert records_before > 0
+    partial = tmp_path / "partial"  # a killed run's report says so, and how to finish it
+    assert main(["report", "--db", str(db), "--out", str(partial), "--no-figures"]) == 0
+    assert f"**unfinished**: the run stopped with {done_before} cells stored" in (
+        partial / "report.md"
+    ).read_text()
 
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
@@ -76,6 +81,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     clean = tmp_path / "clean.sqlite"
     assert main([*RUN, "--db", str(clean), "--out", str(tmp_path / "c"), "--no-figures"]) == 0
     assert _numbers(tmp_path / "k") == _numbers(tmp_path / "c")
+    assert "unfinished" not in (tmp_path / "k" / "report.md").read_text()
 
 
 def test_a_failing_attack_is_recorded_and_the_rest_completes(tmp_path, capsys):

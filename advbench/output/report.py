@@ -19,6 +19,7 @@ from advbench.output import checks, ensemble
 from advbench.output.records import CSV_HEADER, Cell, Records, StoredRun, columns_of
 from advbench.output.worst_case import WorstCase, not_counted, worst_cases
 
+UNFINISHED = "- **unfinished**: the run stopped with {} cells stored; the same command resumes it"
 FORMATS = {"markdown": "github", "github": "github", "latex": "latex", "plain": "plain"}
 CELL_HEADERS = (
     "model",
@@ -230,6 +231,7 @@ def markdown(
         f"- dataset: {info.get('dataset')}, seed: {info['seed']}, images: {info['n']}, "
         f"data checksum: {info['data_checksum']}",
         f"- versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}",
+        *([] if info.get("finished") else [UNFINISHED.format(len(run.cells))]),
         "",
         "## Models",
         "",
