@@ -64,9 +64,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert records_before > 0
     partial = tmp_path / "partial"  # a killed run's report says so, and how to finish it
     assert main(["report", "--db", str(db), "--out", str(partial), "--no-figures"]) == 0
-    assert f"**unfinished**: the run stopped with {done_before} cells stored" in (
-        partial / "report.md"
-    ).read_text()
+    assert (
+        f"**unfinished**: the run stopped with {done_before} cells stored"
+        in (partial / "report.md").read_text()
+    )
 
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
