@@ -158,6 +158,17 @@ def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
     pictures = sorted(p.name for p in (tmp_path / "a").glob("*.png"))
     assert pictures == sorted(p.name for p in (tmp_path / "again").glob("*.png"))
+    # a reused folder holds only this run's pictures: an earlier run's extra picture (listed
+    # in the manifest) goes, a file advbench did not write stays
+    again = tmp_path / "again"
+    (again / "cnn-07-square.png").write_bytes(b"earlier run")
+    (again / "mine.png").write_bytes(b"the user's")
+    manifest = again / ".advbench-pictures"
+    manifest.write_text(manifest.read_text() + "cnn-07-square.png\n../outside.png\n")
+    (tmp_path / "outside.png").write_bytes(b"not advbench's either")
+    assert main(["report", runs, "--db", db, "--out", str(again)]) == 0
+    assert sorted(p.name for p in again.glob("*.png")) == sorted([*pictures, "mine.png"])
+    assert (tmp_path / "outside.png").exists()
     assert {
         "iterations-cdf.png",
         "accuracy-vs-iterations.png",

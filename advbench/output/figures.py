@@ -118,9 +118,25 @@ def file_name(text: str) -> str:
     return "_" + name if name.startswith(".") else name
 
 
+MANIFEST = ".advbench-pictures"  # in an output folder: the pictures last rendered there
+
+
 def render_all(cells: list[Cell], records: dict[int, Records], out: Path) -> list[str]:
     """Every picture of a run from its stored cells and their records (keyed by cell id);
-    returns the file names written."""
+    returns the file names written. A folder reused for another run then holds only this
+    run's pictures: the ones an earlier rendering there wrote (its manifest) and this one did
+    not are removed; files advbench did not write are never touched."""
+    names = _render(cells, records, out)
+    manifest = out / MANIFEST
+    earlier = manifest.read_text().split() if manifest.is_file() else []
+    for stale in set(earlier) - set(names):
+        if stale == Path(stale).name and stale.endswith(".png"):  # a bare picture name only
+            (out / stale).unlink(missing_ok=True)
+    manifest.write_text("\n".join(names) + "\n")
+    return names
+
+
+def _render(cells: list[Cell], records: dict[int, Records], out: Path) -> list[str]:
     names: list[str] = []
     for pos, c in enumerate(cells, start=1):
         if not c.done or c.examples is None or len(c.examples) == 0:
