@@ -202,4 +202,13 @@ def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
     assert main(["report", "--compare", runs, other, "--db", db]) == 0
     out = capsys.readouterr().out
     assert "adversarial_accuracy" in out and "difference" in out and "pgd(eps=0.1)" in out
+    assert "only in" not in out  # the two runs hold the same cells
+    fewer = [*base[:4], "ifgsm", *base[7:], "--limit", "60", "--out", str(tmp_path / "c")]
+    assert main(fewer) == 0
+    third = json.loads((tmp_path / "c/results.json").read_text())["run"]["id"]
+    capsys.readouterr()
+    assert main(["report", "--compare", runs, third, "--db", db]) == 0
+    out = capsys.readouterr().out  # the cells one run lacks are named, not dropped
+    assert f"only in {runs} (2): mlp × pgd(eps=0.1), mlp × pgd(eps=0.2)" in out
+    assert f"only in {third}" not in out and "ifgsm" in out
     assert main(["report", "no-such-run", "--db", db]) == 2

@@ -145,7 +145,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Render a stored run (default: the latest), list the runs, or compare two."""
-    from advbench.output import figures, report, results
+    from advbench.output import comparison, figures, report, results
 
     db = Path(args.db or results.default_db())
     if not db.is_file():
@@ -167,7 +167,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             return 0
         if args.compare:
             a, b = (store.load_run(store.resolve_run(r)) for r in args.compare)
-            print(report.compare(a, b, args.format))
+            print(comparison.compare(a, b, args.format))
             return 0
         run_id = store.resolve_run(args.run)
         out = args.out or Path("reports") / figures.file_name(run_id)

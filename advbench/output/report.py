@@ -38,11 +38,10 @@ CELL_HEADERS = (
     "seconds",
     "img/s",
 )
-COMPARED = ("clean_accuracy", "adversarial_accuracy", "flip_rate", "mean_l2", "median_l2")
-COMPARED += ("mean_linf", "seconds")
 
 
-def _fmt(value: Any, digits: int = 4) -> Any:
+def fmt_value(value: Any, digits: int = 4) -> Any:
+    """A table's text for a figure: 4 decimals (or `digits`), a dash for none."""
     if value is None:
         return "—"
     if isinstance(value, float):
@@ -67,18 +66,18 @@ def cell_rows(cells: Iterable[Cell]) -> list[list[Any]]:
                 c.model,
                 c.key,
                 s.n,
-                _fmt(s.clean_accuracy),
-                _fmt(s.adversarial_accuracy),
-                _fmt(s.flip_rate),
-                _fmt(its.mean, 1),
-                _fmt(its.median, 1),
-                _fmt(its.p90, 1),
-                _fmt(its.max),
-                _fmt(s.mean_l2, 3),
-                _fmt(s.median_l2, 3),
-                _fmt(s.mean_linf, 3),
-                _fmt(s.seconds, 2),
-                _fmt(s.images_per_second, 0),
+                fmt_value(s.clean_accuracy),
+                fmt_value(s.adversarial_accuracy),
+                fmt_value(s.flip_rate),
+                fmt_value(its.mean, 1),
+                fmt_value(its.median, 1),
+                fmt_value(its.p90, 1),
+                fmt_value(its.max),
+                fmt_value(s.mean_l2, 3),
+                fmt_value(s.median_l2, 3),
+                fmt_value(s.mean_linf, 3),
+                fmt_value(s.seconds, 2),
+                fmt_value(s.images_per_second, 0),
             ]
         )
     return rows
@@ -87,7 +86,7 @@ def cell_rows(cells: Iterable[Cell]) -> list[list[Any]]:
 def robust_accuracy_rows(cells: Iterable[Cell]) -> list[list[Any]]:
     """Adversarial accuracy at each budget of the budgeted, untargeted cells."""
     rows = [
-        [c.model, c.attack, c.budget.norm, c.budget.eps, _fmt(c.summary.adversarial_accuracy)]
+        [c.model, c.attack, c.budget.norm, c.budget.eps, fmt_value(c.summary.adversarial_accuracy)]
         for c in cells
         if c.done and c.summary is not None and c.budget is not None and not c.targeted
     ]
@@ -123,8 +122,8 @@ def worst_case_rows(groups: Iterable[WorstCase]) -> list[list[Any]]:
             g.norm,
             g.eps,
             g.n,
-            _fmt(g.clean_accuracy),
-            _fmt(g.robust_accuracy),
+            fmt_value(g.clean_accuracy),
+            fmt_value(g.robust_accuracy),
             ", ".join(f"{a.key} {a.broken_alone}" for a in g.attacks),
         ]
         for g in groups
@@ -139,10 +138,10 @@ def contribution_rows(groups: Iterable[WorstCase]) -> list[list[Any]]:
             g.norm,
             g.eps,
             a.key,
-            _fmt(a.robust_accuracy),
+            fmt_value(a.robust_accuracy),
             a.broken,
             a.broken_alone,
-            _fmt(a.cumulative),
+            fmt_value(a.cumulative),
         ]
         for g in groups
         for a in g.attacks
@@ -240,7 +239,7 @@ def markdown(
                 [
                     m["name"],
                     m["n"],
-                    _fmt(m["clean_accuracy"]),
+                    fmt_value(m["clean_accuracy"]),
                     m.get("seed", "") if "imported" not in m else "imported",
                     Path(m.get("checkpoint", "")).name,
                 ]
@@ -292,8 +291,8 @@ def markdown(
                         c.model,
                         c.key,
                         c.summary.attacked,
-                        _fmt(t.success_rate),
-                        _fmt(t.mean_target_confidence),
+                        fmt_value(t.success_rate),
+                        fmt_value(t.mean_target_confidence),
                         " ".join(f"{k}:{v:.2f}" for k, v in t.per_target.items()),
                     ]
                     for c, t in targeted
@@ -368,31 +367,3 @@ def render(
     if fmt == "latex":  # report.md stays Markdown; the cells' table also as a LaTeX file
         _write_atomic(out / "table.tex", table(run, "latex") + "\n")
     return run
-
-
-def compare(a: StoredRun, b: StoredRun, fmt: str = "markdown") -> str:
-    """Every metric of the cells two runs share, side by side with the difference."""
-    index = {(c.model, c.key): c.summary for c in b.cells if c.done}
-    rows = []
-    for c in a.cells:
-        other = index.get((c.model, c.key))
-        if other is None or not c.done or c.summary is None:
-            continue
-        for key in COMPARED:
-            x, y = getattr(c.summary, key), getattr(other, key)
-            diff = None if x is None or y is None else y - x
-            rows.append(
-                [
-                    c.model,
-                    c.key,
-                    key,
-                    _fmt(x),
-                    _fmt(y),
-                    _fmt(diff) if diff is not None else "—",
-                ]
-            )
-    return tabulate(
-        rows,
-        headers=("model", "attack", "metric", a.id, b.id, "difference"),
-        tablefmt=FORMATS[fmt],
-    )
