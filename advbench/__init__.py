@@ -29,6 +29,7 @@ from advbench.contract.datafiles import (
 )
 from advbench.contract.dataset import (
     DEFAULT_DATASET,
+    MNIST_DIR_ENV,
     Content,
     Dataset,
     DatasetLoader,
@@ -59,6 +60,7 @@ __all__ = [
     "CLIP_PARAMS",
     "DEFAULT_DATASET",
     "LOSS_PARAM",
+    "MNIST_DIR_ENV",
     "SEED_PARAM",
     "AdvbenchError",
     "Attack",

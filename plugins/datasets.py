@@ -32,6 +32,7 @@ import numpy as np
 
 import advbench
 from advbench import (
+    MNIST_DIR_ENV,
     Content,
     DataError,
     Dataset,
@@ -48,7 +49,7 @@ from advbench import (
 )
 
 SHIPPED = Path(advbench.__file__).parent / "engine" / "data"
-ENV_MNIST_DIR = "ADVBENCH_MNIST_DIR"
+ENV_MNIST_DIR = MNIST_DIR_ENV
 FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",

@@ -264,3 +264,27 @@ def test_a_run_id_prefix_is_text_not_a_like_pattern(tmp_path, capsys):
     assert "no run in" in capsys.readouterr().err
     assert main(["report", "run-", "--db", str(db), "--no-figures"]) == 2
     assert "2 runs in" in capsys.readouterr().err
+
+
+def test_the_tutorial_reads_mnist_from_mnist_dir(tmp_path, monkeypatch, capsys):
+    """`tutorial --mnist-dir DIR` reads MNIST there (it used to take the package's copy
+    whatever the flag said): a missing file is named, a good copy is used for every read."""
+    monkeypatch.delenv("ADVBENCH_MNIST_DIR", raising=False)  # restored after the test
+    copy = tmp_path / "mnist"
+    copy.mkdir()
+    out = ["--out", str(tmp_path / "tut")]
+    assert main(["tutorial", "2.4", "--mnist-dir", str(copy), *out]) == 2
+    assert "train-images-idx3-ubyte.gz: MNIST file not found" in capsys.readouterr().err
+    for f in (datasets.SHIPPED / "mnist").glob("*.gz"):
+        shutil.copy(f, copy / f.name)
+    assert main(["tutorial", "2.4", "--mnist-dir", str(copy), *out]) == 0
+    assert os.environ["ADVBENCH_MNIST_DIR"] == str(copy.resolve())
+    assert datasets.published_dir("mnist") == copy.resolve()
+    assert main(["tutorial", "2.4", "--dataset", "fashion-mnist", *out]) == 2
+    assert "the tutorials are written for MNIST only" in capsys.readouterr().err
+
+
+def test_report_takes_no_data_options(capsys):
+    """`report` reads only its database: a data flag would be accepted and do nothing."""
+    assert main(["report", "--mnist-dir", "/tmp", "--list"]) == 2
+    assert "unrecognized arguments: --mnist-dir" in capsys.readouterr().err

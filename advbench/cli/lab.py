@@ -209,6 +209,7 @@ def cmd_tutorial(args: argparse.Namespace) -> int:
         return 0
     section = tutorial.section(args.section)
     registry = opt.load_plugins(args)
+    opt.mnist_only(args, registry, "the tutorials")
     out = args.out / section.key
     out.mkdir(parents=True, exist_ok=True)
     print(f"# {section.key} {section.title}")

@@ -193,6 +193,19 @@ def dataset(args: argparse.Namespace, registry: Any) -> Any:
     return chosen
 
 
+def mnist_only(args: argparse.Namespace, registry: Any, what: str) -> None:
+    """For code written for MNIST (the tutorials): refuse another `--dataset` in one line, and
+    make `--mnist-dir` the directory every MNIST read of this process uses (the `mnist`
+    dataset's `$ADVBENCH_MNIST_DIR`), after checking its files."""
+    from advbench.contract.dataset import DEFAULT_DATASET, MNIST_DIR_ENV
+
+    if args.dataset != DEFAULT_DATASET:
+        raise AdvbenchError(f"--dataset {args.dataset}: {what} are written for MNIST only")
+    dataset(args, registry)  # bad files: one line now
+    if args.mnist_dir:
+        os.environ[MNIST_DIR_ENV] = str(Path(args.mnist_dir).resolve())
+
+
 def model_seed(model: Any, given: int | None) -> int:
     """The training seed of a model's checkpoint: `given`, else the model's own."""
     return model.default_seed if given is None else given

@@ -75,7 +75,8 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     )
     rep.add_argument("--list", action="store_true", help="list the stored runs")
     rep.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
-    opt.common(rep)
+    # no --dataset, --mnist-dir or --plugins: a report reads only the database (its pictures'
+    # images are stored with the cells), so they would be accepted and silently do nothing
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -30,6 +30,8 @@ from advbench.errors import DataError, PluginError
 
 #: The dataset a command uses when none is given (`--dataset`).
 DEFAULT_DATASET = "mnist"
+#: Where the `mnist` dataset reads its IDX files from instead of the copy in the package.
+MNIST_DIR_ENV = "ADVBENCH_MNIST_DIR"
 
 Shape = tuple[int, int, int]  # (height, width, channels)
 
