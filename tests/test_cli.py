@@ -44,7 +44,10 @@ def test_end_to_end_run_on_a_slice(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no TensorFlow noise, no progress bars off a terminal
-    assert "| mlp" in proc.stdout
+    table = proc.stdout.split("\n\n")[0].splitlines()  # the cells' table, 100 columns at most
+    assert table[0].split()[:4] == ["model", "attack", "n", "clean"], table
+    assert any(line.startswith("mlp ") and "noise(iterations=50)" in line for line in table)
+    assert max(len(line) for line in table) <= 100, proc.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["models"][0]["name"] == "mlp" and results["models"][0]["n"] == 60
     cells = {c["attack"]: c for c in results["cells"]}

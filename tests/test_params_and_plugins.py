@@ -259,3 +259,21 @@ def test_the_facade_exports_what_plugins_need():
     for name in advbench.__all__:
         assert hasattr(advbench, name), name
     assert advbench.Model.hints == EngineHints()
+
+
+def test_a_sweep_labels_every_cell_the_default_value_included(registry):
+    """`--set pgd.eps=0.1,0.3`: two cells told apart by their value in tables, legends and
+    picture names — the one at the default (0.3) is `pgd(eps=0.3)`, not a bare `pgd`."""
+    from advbench.engine.run import expand
+    from advbench.output.figures import file_name
+
+    pgd, spec = registry.attacks.get("pgd"), registry.datasets.get("mnist").spec
+    assert [c.key for c in expand(pgd, {"eps": "0.1,0.3"}, spec)] == [
+        "pgd(eps=0.1)",
+        "pgd(eps=0.3)",
+    ]
+    both = expand(pgd, {"eps": "0.1,0.3", "iterations": "40,10"}, spec)
+    assert [c.key for c in both][:2] == ["pgd(eps=0.1,iterations=40)", "pgd(eps=0.1,iterations=10)"]
+    assert [c.key for c in expand(pgd, {"eps": "0.3"}, spec)] == ["pgd"]  # no sweep, no label
+    assert [c.key for c in expand(pgd, {"eps": "0.1"}, spec)] == ["pgd(eps=0.1)"]
+    assert file_name("mlp-03-pgd(eps=0.3).png") == "mlp-03-pgd_eps_0.3_.png"

@@ -175,7 +175,7 @@ def test_an_old_schema_database_opens_resumes_and_renders(tmp_path):
     assert {k: v for k, v in results["cells"][0].items() if k in SUMMARY} == SUMMARY
     assert results["cells"][1]["error"] == "RuntimeError: no"
     assert "run" in results and results["run"]["n"] == 3
-    assert (out / "mlp-01-pgd.png").stat().st_size > 1000  # drawn without originals
+    assert (out / "mlp-01-pgd_eps_0.1_.png").stat().st_size > 1000  # drawn without originals
     assert "| mlp     | cw-l2 " in report.table(rendered)
     with (out / "records.csv").open() as fh:
         assert [r["confidence"] for r in csv.DictReader(fh)] == ["0.875", "0.5", ""]

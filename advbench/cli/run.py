@@ -133,7 +133,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         worst = report.worst_case_table(store, finished)
     finally:
         store.close()
-    print(report.table(finished))
+    print(report.terminal_table(finished))
     if worst:
         print(f"\n{worst}")
     failed = [c for c in finished.cells if not c.done]
@@ -175,6 +175,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         rendered = report.render(store, run_id, out, args.format, pictures=not args.no_figures)
     finally:
         store.close()
-    print(report.table(rendered, report.FORMATS[args.format]))
+    terminal = "simple" if args.format == "markdown" else report.FORMATS[args.format]
+    print(report.terminal_table(rendered, terminal))
     print(f"\nrendered {run_id} into {out}")
     return 0

@@ -36,8 +36,8 @@ class CellSpec:
     @property
     def key(self) -> str:
         """The cell's display key: the attack, with the parameters that differ from its
-        defaults, e.g. `pgd(eps=0.1)` (unique within a run); an ensemble's component is
-        `ENSEMBLE/LABEL`."""
+        defaults or are swept, e.g. `pgd(eps=0.1)` (unique within a run); an ensemble's
+        component is `ENSEMBLE/LABEL`."""
         if self.name is not None:
             return self.name
         if not self.varied:
@@ -71,10 +71,12 @@ def expand(
         if any(not v for v in values):
             raise ParamError(f"empty value in {attack.name}.{key}={overrides[key]!r}")
     defaults = attack.for_dataset(attack.config(), images)
+    # a swept parameter labels every cell of the sweep, the one at the default value included
+    swept = {k for k, values in zip(keys, choices, strict=True) if len(set(values)) > 1}
     cells = []
     for combo in itertools.product(*choices) if keys else [()]:
         params = attack.for_dataset(attack.config(dict(zip(keys, combo, strict=True))), images)
-        varied = {k: v for k, v in params.items() if defaults.get(k) != v}
+        varied = {k: v for k, v in params.items() if defaults.get(k) != v or k in swept}
         cells.append(CellSpec(attack, params, varied))
     return cells
 

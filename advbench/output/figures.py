@@ -154,7 +154,7 @@ def _render(cells: list[Cell], records: dict[int, Records], out: Path) -> list[s
             }
             for i in rows
         ]
-        name = file_name(f"{c.model}-{pos:02d}-{c.attack}.png")
+        name = file_name(f"{c.model}-{pos:02d}-{c.key}.png")  # a sweep's value in the name
         adversarial_grid(c.originals, c.examples, meta, out / name, f"{c.model} × {c.key}")
         names.append(name)
     names += _cdf_and_curves(cells, records, out)

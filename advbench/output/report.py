@@ -148,13 +148,15 @@ def contribution_rows(groups: Iterable[WorstCase]) -> list[list[Any]]:
     ]
 
 
-def worst_case_table(store: Any, run: StoredRun, fmt: str = "github") -> str:
-    """The worst-case table of a stored run, for the terminal ("" when no cell has a budget)."""
+def worst_case_table(store: Any, run: StoredRun, fmt: str = "simple") -> str:
+    """The worst-case table of a stored run, for the terminal ("" when no cell has a budget),
+    under headers short enough for 100 columns."""
     groups = worst_cases(run, {c.id: store.records(c.id) for c in run.cells if c.done})
     if not groups:
         return ""
-    return "Robust accuracy, worst case over the attacks at each budget:\n" + tabulate(
-        worst_case_rows(groups), headers=WORST_HEADERS, tablefmt=fmt
+    short = ("model", "norm", "eps", "n", "clean", "worst case", "attacks (broken by it alone)")
+    return "Robust accuracy, worst case over the attacks at each budget:\n" + _tight(
+        worst_case_rows(groups), short, fmt
     )
 
 
@@ -185,8 +187,37 @@ def _worst_case_section(run: StoredRun, groups: list[WorstCase], tablefmt: str) 
 
 
 def table(run: StoredRun, fmt: str = "github") -> str:
-    """The cells of a run as one text table."""
+    """The cells of a run as one text table, every column (report.md, table.tex)."""
     return tabulate(cell_rows(run.cells), headers=CELL_HEADERS, tablefmt=fmt)
+
+
+TERMINAL = ("model", "attack", "n", "clean acc", "adv acc", "flip/success", "its median")
+TERMINAL += ("median L2", "mean L∞", "seconds")
+TERMINAL_HEADERS = ("model", "attack", "n", "clean", "adv acc", "flipped", "its med", "L2 med")
+TERMINAL_HEADERS += ("L∞ mean", "s")
+
+
+def terminal_table(run: StoredRun, fmt: str = "simple") -> str:
+    """The columns that fit a 100-column terminal, under short headers (every column is in
+    report.md); a failed cell's error is cut to its first 50 characters."""
+    keep = [CELL_HEADERS.index(h) for h in TERMINAL]
+    rows = [[row[i] for i in keep] for row in cell_rows(run.cells)]
+    for row in rows:
+        if row[2] == "FAILED" and len(str(row[3])) > 50:
+            row[3] = str(row[3])[:49] + "…"
+    return _tight(rows, TERMINAL_HEADERS, fmt)
+
+
+def _tight(rows: list[list[Any]], headers: tuple[str, ...], fmt: str) -> str:
+    """A table without tabulate's two spaces of padding around each header (the "simple"
+    format already separates columns by two): the terminal's 100 columns go to the data."""
+    import tabulate as tabulate_module
+
+    saved, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0
+    try:
+        return tabulate(rows, headers=headers, tablefmt=fmt)
+    finally:
+        tabulate_module.MIN_PADDING = saved
 
 
 def _write_atomic(path: Path, text: str) -> None:
