@@ -120,3 +120,25 @@ def test_driver_when_every_row_succeeds_on_a_conv_net(registry, test_set):
         np.testing.assert_array_equal(records.iterations, ref_its)
     finally:
         loaded.close()
+
+
+def test_progress_moves_inside_a_batch_and_changes_no_number(registry, mlp_loaded, sample):
+    """With a progress callback the step loop reports every step from inside the graph (one
+    long batch no longer sits at 0 until it ends); the records are the same without it."""
+    images, labels, indices = sample
+    data = runner.Sample.of(mlp_loaded, images, labels, indices)
+    ifgsm = registry.attacks.get("ifgsm")
+    spec = runner.AttackSpec(ifgsm, ifgsm.config(), 0)
+    seen: list[tuple[float, int]] = []
+    ticked, _ = runner.run_attack(
+        mlp_loaded, spec, data, batch_size=100, on_progress=lambda k, n: seen.append((k, n))
+    )
+    plain, _ = runner.run_attack(mlp_loaded, spec, data, batch_size=100)
+    for name in ("adv_pred", "iterations", "linf", "adversarial"):
+        assert np.array_equal(getattr(ticked, name), getattr(plain, name)), name
+    total = int(ticked.attacked.sum())
+    done = [k for k, n in seen]
+    assert all(n == total for _, n in seen) and done[-1] == total
+    assert done == sorted(done)  # never backwards
+    inside = [k for k in done if k < 100]
+    assert len(inside) > 10 and 0 < inside[0] < 1, inside[:3]  # moved within the first batch

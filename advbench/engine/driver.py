@@ -9,7 +9,7 @@ i.e. this number minus one ("changed after 84 iterations" = 85 here).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from advbench.contract.attack import Attack
@@ -19,9 +19,15 @@ from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
 
 
 def early_stopping_loop(
-    attack: Attack, net: Network, b: BatchInputs, params: Mapping[str, Any]
+    attack: Attack,
+    net: Network,
+    b: BatchInputs,
+    params: Mapping[str, Any],
+    tick: Callable[[Any, Any], Any] | None = None,
 ) -> BatchOutputs:
-    """Build the loop for `attack` over the batch `b`."""
+    """Build the loop for `attack` over the batch `b`. `tick(step, active)`, when given, is
+    called from inside the loop after every step (a `py_func`), so a progress bar moves while
+    one long batch runs rather than only between batches; it returns an int64 scalar."""
     t = tf()
     max_iter = attack.iterations(params)
     n = t.shape(b.x)[0]
@@ -52,7 +58,12 @@ def early_stopping_loop(
         pos, x_next, y, tgt, idx, *state_next = [
             t.gather(v, keep) for v in (pos, x_next, y, tgt, idx, *state_next)
         ]
-        return (i + 1, pos, x_next, y, tgt, idx, ta_pos, ta_x, ta_it, ta_pred, *state_next)
+        i_next = i + 1
+        if tick is not None:
+            told = t.compat.v1.py_func(tick, [i_next, t.size(pos)], t.int64, stateful=True)
+            with t.control_dependencies([told]):
+                i_next = t.identity(i_next)
+        return (i_next, pos, x_next, y, tgt, idx, ta_pos, ta_x, ta_it, ta_pred, *state_next)
 
     vec, mat = t.TensorShape([None]), t.TensorShape([None, pixels])
     state_shapes = [t.TensorShape([None]).concatenate(s.shape[1:]) for s in state0]

@@ -123,6 +123,19 @@ class AttackSpec:
     seed: int
 
 
+class Ticker:
+    """The Python end of a step loop's per-step report (`driver.early_stopping_loop`'s
+    `tick`): the graph holds this object, whoever runs a batch points `to` at a callback."""
+
+    def __init__(self) -> None:
+        self.to: Callable[[int, int], None] | None = None
+
+    def __call__(self, step: Any, active: Any) -> np.int64:
+        if self.to is not None:
+            self.to(int(step), int(active))
+        return np.int64(0)
+
+
 @dataclass
 class AttackGraph:
     """Placeholders and fetches of one attack, built once per (attack, parameters)."""
@@ -132,10 +145,13 @@ class AttackGraph:
     done_at: Any
     pred: Any
     confidence: Any
+    ticker: Ticker | None = None  # per-step reports from inside the loop (progress bars)
 
 
-def build_attack_graph(loaded: Loaded, spec: AttackSpec) -> AttackGraph:
-    """The whole attack as graph ops: feed a batch of rows, fetch their final state."""
+def build_attack_graph(loaded: Loaded, spec: AttackSpec, ticks: bool = False) -> AttackGraph:
+    """The whole attack as graph ops: feed a batch of rows, fetch their final state. With
+    `ticks`, a step loop reports every step to the graph's `ticker` (a progress bar that
+    moves inside a long batch); without, the graph has no Python in its loop."""
     attack, params, seed = spec.attack, spec.params, spec.seed
     t = tf()
     ph = t.compat.v1.placeholder
@@ -148,13 +164,13 @@ def build_attack_graph(loaded: Loaded, spec: AttackSpec) -> AttackGraph:
             seed,
             loaded.spec,
         )
-        out = attack.build(loaded.network, b, params) or early_stopping_loop(
-            attack, loaded.network, b, params
-        )
+        out = attack.build(loaded.network, b, params)
+        ticker = Ticker() if ticks and out is None else None  # a step loop only
+        out = out or early_stopping_loop(attack, loaded.network, b, params, tick=ticker)
         probs = loaded.network.probabilities(out.final_x)
         which = b.targets if attack.is_targeted(params) else out.pred
         confidence = t.gather(probs, which, batch_dims=1)
-    return AttackGraph(b, out.final_x, out.done_at, out.pred, confidence)
+    return AttackGraph(b, out.final_x, out.done_at, out.pred, confidence, ticker)
 
 
 def plan_rows(
@@ -200,7 +216,7 @@ def run_attack(
     sample: Sample,
     *,
     batch_size: int = DEFAULT_BATCH,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[float, int], None] | None = None,
     graph: AttackGraph | None = None,
     only: np.ndarray | None = None,
 ) -> tuple[Records, float]:
@@ -211,7 +227,7 @@ def run_attack(
     `sample`) leaves the rows of the other images unattacked: an ensemble's later components
     run only on the images the earlier ones left robust.
     """
-    graph = graph or build_attack_graph(loaded, spec)
+    graph = graph or build_attack_graph(loaded, spec, ticks=on_progress is not None)
     images, labels, indices = sample.images, sample.labels, sample.indices
     clean_pred = sample.clean_pred
     pos, target, attacked = plan_rows(
@@ -228,9 +244,12 @@ def run_attack(
     todo = np.flatnonzero(attacked)
     b = graph.inputs
     started = time.perf_counter()
+    steps = max(int(spec.attack.iterations(spec.params) or 1), 1) if graph.ticker else 1
     for lo in range(0, len(todo), batch_size):
         sel = todo[lo : lo + batch_size]
         p = pos[sel]
+        if graph.ticker is not None and on_progress is not None:
+            graph.ticker.to = _within(on_progress, lo, len(sel), steps, len(todo))
         out = loaded.session.run(
             [graph.final_x, graph.done_at, graph.pred, graph.confidence],
             {
@@ -260,6 +279,14 @@ def run_attack(
     )
     verify(spec, records)
     return records, seconds
+
+
+def _within(
+    on_progress: Callable[[float, int], None], before: int, size: int, steps: int, total: int
+) -> Callable[[int, int], None]:
+    """A step report inside a batch as images done: the batch's `size` images count in
+    proportion to the steps run, after the `before` images of earlier batches."""
+    return lambda step, _active: on_progress(before + size * min(step, steps) / steps, total)
 
 
 def evaluate(
