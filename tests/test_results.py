@@ -212,3 +212,47 @@ def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
     assert f"only in {runs} (2): mlp × pgd(eps=0.1), mlp × pgd(eps=0.2)" in out
     assert f"only in {third}" not in out and "ifgsm" in out
     assert main(["report", "no-such-run", "--db", db]) == 2
+
+
+def test_a_hanging_attack_fails_its_cell_after_the_time_limit_and_the_run_goes_on(tmp_path, capsys):
+    """An endless loop (2e9 steps that never succeed) and a step that sleeps in Python each
+    fail their cell at `--cell-timeout`; the next cell runs on the same session."""
+    (tmp_path / "plugs").mkdir()
+    (tmp_path / "plugs" / "hanging.py").write_text(
+        textwrap.dedent("""
+        import time
+        from advbench import hookimpl, tf
+        from advbench.contract.attack import Attack, CLIP_PARAMS
+        from advbench.contract.params import Param
+
+        class Sleepy(Attack):
+            name = "sleepy"
+            params = (Param("iterations", 100, "", int, minimum=1), *CLIP_PARAMS)
+            def step(self, net, s, params):
+                def nap(x):
+                    time.sleep(0.5)
+                    return x
+                out = tf().compat.v1.py_func(nap, [s.x], tf().float32, stateful=True)
+                out.set_shape(s.x.shape)
+                return out
+
+        @hookimpl
+        def register_attacks(register):
+            register(Sleepy())
+    """)
+    )
+    started = time.monotonic()
+    args = [
+        "run", "--models", "mlp", "--attacks", "noise,sleepy,fgsm", "--limit", "30",
+        "--set", "noise.iterations=2000000000", "--set", "noise.step=1e-12",
+        "--cell-timeout", "3", "--plugins", str(tmp_path / "plugs"),
+        "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "o"), "--no-figures",
+    ]  # fmt: skip
+    assert main(args) == 1
+    assert time.monotonic() - started < 120
+    cells = {c["attack"]: c for c in json.loads((tmp_path / "o/results.json").read_text())["cells"]}
+    for hung in ("noise", "sleepy"):
+        assert cells[hung]["status"] == "failed", cells[hung]
+        assert "ran past its time limit of 3 s (--cell-timeout)" in cells[hung]["error"]
+    assert cells["fgsm"]["status"] == "done" and cells["fgsm"]["n"] == 30
+    assert "2 cell(s) failed" in capsys.readouterr().err

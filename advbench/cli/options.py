@@ -41,6 +41,17 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1, None, ">= 1")
 
 
+def seconds(text: str) -> float:
+    """A duration in seconds: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
 def count(text: str) -> int:
     """A count that may be zero (0: skip that part)."""
     return _whole_number(text, 0, None, ">= 0")

@@ -46,6 +46,13 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
     run.add_argument(
+        "--cell-timeout",
+        type=opt.seconds,
+        metavar="SECONDS",
+        help="fail a cell that runs longer and go on with the next (default: 10 minutes plus "
+        "20 times the cell's expected work, at most 12 hours)",
+    )
+    run.add_argument(
         "--no-checks",
         action="store_true",
         help="skip the indicators of attack failure (report.md, Checks)",
@@ -112,6 +119,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         dataset,
         checks=not args.no_checks,
         resolve=registry.attacks.get,
+        cell_timeout=args.cell_timeout,
     )
     if args.out is not None:
         opt.writable_dir(args.out, "--out")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import shlex
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,7 @@ class Plan:
     batch_size: int | None  # None: each model's hints.attack_batch_size
     dataset: Dataset
     checks: bool = True  # measure the indicators of attack failure (advbench.engine.checks)
+    cell_timeout: float | None = None  # seconds a cell may run (None: `default_cell_timeout`)
 
 
 def expand(
@@ -92,6 +94,7 @@ def plan(
     dataset: Dataset,
     checks: bool = True,
     resolve: Callable[[str], Attack] | None = None,
+    cell_timeout: float | None = None,
 ) -> Plan:
     """Validate every model configuration and attack parameter set of a run on `dataset`
     (each model must accept its images: one line naming both otherwise).
@@ -117,7 +120,7 @@ def plan(
         for c in expand(a, sets.get(a.name), images)
         for part in ensemble.expand(c, resolve, images)
     ]
-    return Plan(resolved, cells, seed, limit, batch_size, dataset, checks)
+    return Plan(resolved, cells, seed, limit, batch_size, dataset, checks, cell_timeout)
 
 
 def describe(p: Plan) -> dict[str, Any]:
@@ -203,6 +206,16 @@ def step_budget(spec: CellSpec) -> int | None:
         return None
 
 
+def default_cell_timeout(steps: int | None, clean_seconds: float) -> float:
+    """How long a cell may run when `--cell-timeout` is not given: 10 minutes plus 20 times
+    its work at one forward and one backward pass (three clean passes' time) per image and
+    step, at most 12 hours. Every legitimate cell fits with room to spare (FAB's and
+    DeepFool's class loops included); a hung loop, or `pgd.iterations=2000000000` on a robust
+    model, fails its cell and the run goes on."""
+    work = 20.0 * (steps or 1000) * 3.0 * clean_seconds
+    return min(600.0 + work, 12 * 3600.0)
+
+
 def execute(
     p: Plan,
     store: Any,
@@ -239,7 +252,9 @@ def execute(
         on_train = None if bars is None else training_task(bars, model.name)
         loaded = zoo.load(model, config, model_seed, p.dataset, on_train=on_train)
         try:
+            started = time.monotonic()
             sample = runner.Sample.of(loaded, images, labels, indices)
+            clean_seconds = time.monotonic() - started  # one forward pass over the images
             clean = sample.clean_pred
             store.save_model(
                 run_id,
@@ -283,12 +298,16 @@ def execute(
                         records, seconds = combined.records, combined.seconds
                         cell.max_iterations = combined.max_iterations
                     else:
+                        limit = p.cell_timeout or default_cell_timeout(
+                            cell.max_iterations, clean_seconds
+                        )
                         records, seconds = runner.run_attack(
                             loaded,
                             runner.AttackSpec(spec.attack, spec.params, cell.seed),
                             sample,
                             batch_size=p.batch_size or model.hints.attack_batch_size,
                             on_progress=progress,
+                            time_limit=limit,
                             only=None
                             if spec.after is None
                             else ensemble.standing(store, run_id, model.name, spec, sample),

@@ -219,13 +219,15 @@ def run_attack(
     on_progress: Callable[[float, int], None] | None = None,
     graph: AttackGraph | None = None,
     only: np.ndarray | None = None,
+    time_limit: float | None = None,
 ) -> tuple[Records, float]:
     """Attack every planned row; return per-row records and the wall seconds of the attack.
 
     `graph` reuses an attack graph built by `build_attack_graph` with the same spec (timing
     loops and repeated runs should not grow the TensorFlow graph). `only` (bool per image of
     `sample`) leaves the rows of the other images unattacked: an ensemble's later components
-    run only on the images the earlier ones left robust.
+    run only on the images the earlier ones left robust. `time_limit` (seconds) ends a run
+    that goes on longer in `CellTimeout`: TensorFlow cancels the batch at the deadline.
     """
     graph = graph or build_attack_graph(loaded, spec, ticks=on_progress is not None)
     images, labels, indices = sample.images, sample.labels, sample.indices
@@ -250,15 +252,14 @@ def run_attack(
         p = pos[sel]
         if graph.ticker is not None and on_progress is not None:
             graph.ticker.to = _within(on_progress, lo, len(sel), steps, len(todo))
-        out = loaded.session.run(
-            [graph.final_x, graph.done_at, graph.pred, graph.confidence],
-            {
-                b.x: images[p],
-                b.labels: labels[p],
-                b.targets: np.where(target[sel] >= 0, target[sel], labels[p]),
-                b.index: indices[p],
-            },
-        )
+        feed = {
+            b.x: images[p],
+            b.labels: labels[p],
+            b.targets: np.where(target[sel] >= 0, target[sel], labels[p]),
+            b.index: indices[p],
+        }
+        fetches = [graph.final_x, graph.done_at, graph.pred, graph.confidence]
+        out = _run_within(loaded.session, fetches, feed, started, time_limit)
         adversarial[sel], iterations[sel], adv_pred[sel], confidence[sel] = out
         if on_progress:
             on_progress(lo + len(sel), len(todo))
@@ -279,6 +280,27 @@ def run_attack(
     )
     verify(spec, records)
     return records, seconds
+
+
+class CellTimeout(Exception):
+    """An attack ran past its cell's time limit (`advbench run --cell-timeout`)."""
+
+
+def _run_within(
+    session: Any, fetches: list[Any], feed: dict[Any, Any], started: float, limit: float | None
+) -> list[Any]:
+    """`session.run`, cancelled by TensorFlow when the time since `started` reaches `limit`."""
+    if limit is None:
+        return session.run(fetches, feed)
+    left = limit - (time.perf_counter() - started)
+    message = f"ran past its time limit of {limit:g} s (--cell-timeout)"
+    if left <= 0:
+        raise CellTimeout(message)
+    options = tf().compat.v1.RunOptions(timeout_in_ms=max(1, int(left * 1000)))
+    try:
+        return session.run(fetches, feed, options=options)
+    except tf().errors.DeadlineExceededError:
+        raise CellTimeout(message) from None
 
 
 def _within(
