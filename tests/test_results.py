@@ -256,3 +256,27 @@ def test_a_hanging_attack_fails_its_cell_after_the_time_limit_and_the_run_goes_o
         assert "ran past its time limit of 3 s (--cell-timeout)" in cells[hung]["error"]
     assert cells["fgsm"]["status"] == "done" and cells["fgsm"]["n"] == 30
     assert "2 cell(s) failed" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_path):
+    """SIGINT while one batch would run for hours (2e9 steps): the process ends within
+    seconds, not when the batch would have ended; the cells finished before are stored and
+    the same command resumes."""
+    db = tmp_path / "r.sqlite"
+    cmd = [
+        sys.executable, "-m", "advbench", "run", "--models", "mlp", "--attacks", "fgsm,noise",
+        "--limit", "30", "--set", "noise.iterations=2000000000", "--set", "noise.step=1e-12",
+        "--db", str(db), "--out", str(tmp_path / "o"), "--no-figures",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while _cells_done(db) < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(3)  # well inside noise's endless batch
+    assert proc.poll() is None
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 15, "Ctrl-C took too long"
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert _cells_done(db) == 1  # fgsm kept; the interrupted cell is not stored half-done

@@ -308,6 +308,7 @@ def execute(
                             batch_size=p.batch_size or model.hints.attack_batch_size,
                             on_progress=progress,
                             time_limit=limit,
+                            ticks=True,  # Ctrl-C stops a long batch within a step
                             only=None
                             if spec.after is None
                             else ensemble.standing(store, run_id, model.name, spec, sample),

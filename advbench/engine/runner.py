@@ -9,9 +9,11 @@ ignore the image's content (`attacks_misclassified`) attack every row.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -125,12 +127,16 @@ class AttackSpec:
 
 class Ticker:
     """The Python end of a step loop's per-step report (`driver.early_stopping_loop`'s
-    `tick`): the graph holds this object, whoever runs a batch points `to` at a callback."""
+    `tick`): the graph holds this object, whoever runs a batch points `to` at a callback and
+    sets `stop` to end the batch at its next step (Ctrl-C: `run_attack`)."""
 
     def __init__(self) -> None:
         self.to: Callable[[int, int], None] | None = None
+        self.stop = False
 
     def __call__(self, step: Any, active: Any) -> np.int64:
+        if self.stop:
+            raise RuntimeError("advbench: batch stopped (interrupted)")
         if self.to is not None:
             self.to(int(step), int(active))
         return np.int64(0)
@@ -220,6 +226,7 @@ def run_attack(
     graph: AttackGraph | None = None,
     only: np.ndarray | None = None,
     time_limit: float | None = None,
+    ticks: bool | None = None,
 ) -> tuple[Records, float]:
     """Attack every planned row; return per-row records and the wall seconds of the attack.
 
@@ -228,8 +235,12 @@ def run_attack(
     `sample`) leaves the rows of the other images unattacked: an ensemble's later components
     run only on the images the earlier ones left robust. `time_limit` (seconds) ends a run
     that goes on longer in `CellTimeout`: TensorFlow cancels the batch at the deadline.
+    `ticks` (default: with `on_progress`) builds the graph's loop with a per-step Python
+    report, which also lets Ctrl-C stop a long batch within a step.
     """
-    graph = graph or build_attack_graph(loaded, spec, ticks=on_progress is not None)
+    if ticks is None:
+        ticks = on_progress is not None
+    graph = graph or build_attack_graph(loaded, spec, ticks=ticks)
     images, labels, indices = sample.images, sample.labels, sample.indices
     clean_pred = sample.clean_pred
     pos, target, attacked = plan_rows(
@@ -259,7 +270,8 @@ def run_attack(
             b.index: indices[p],
         }
         fetches = [graph.final_x, graph.done_at, graph.pred, graph.confidence]
-        out = _run_within(loaded.session, fetches, feed, started, time_limit)
+        run = partial(_run_within, loaded.session, fetches, feed, started, time_limit)
+        out = run() if graph.ticker is None else _interruptible(run, graph.ticker)
         adversarial[sel], iterations[sel], adv_pred[sel], confidence[sel] = out
         if on_progress:
             on_progress(lo + len(sel), len(todo))
@@ -280,6 +292,33 @@ def run_attack(
     )
     verify(spec, records)
     return records, seconds
+
+
+def _interruptible(run: Callable[[], Any], ticker: Ticker) -> Any:
+    """`run()` on a worker thread while this one waits in short slices: Ctrl-C reaches Python
+    at once (a thread blocked inside `session.run` would only see it when the batch ends),
+    sets `ticker.stop`, and the loop ends at its next step before KeyboardInterrupt goes on."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = run()
+        except BaseException as exc:  # handed to the waiting thread
+            box["error"] = exc
+
+    ticker.stop = False
+    worker = threading.Thread(target=work, name="advbench-batch", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        ticker.stop = True
+        worker.join(30.0)  # the next step raises; then the session is free again
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
 
 
 class CellTimeout(Exception):
