@@ -280,3 +280,66 @@ def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_p
     assert time.monotonic() - sent < 15, "Ctrl-C took too long"
     assert proc.returncode == 130 and "interrupted" in err, err
     assert _cells_done(db) == 1  # fgsm kept; the interrupted cell is not stored half-done
+
+
+def test_identical_runs_started_together_share_one_run_and_compute_each_cell_once(tmp_path):
+    """Two processes, the same command, started together: one run in the database, every
+    cell computed by exactly one of them (each attack logs which process built it), and both
+    end with the whole report."""
+    (tmp_path / "plugs").mkdir()
+    (tmp_path / "plugs" / "logged.py").write_text(
+        textwrap.dedent("""
+        import os, time
+        from advbench import hookimpl, tf
+        from advbench.contract.attack import Attack, CLIP_PARAMS
+        from advbench.contract.params import Param
+
+        LOG = os.environ["LOGGED_ATTACKS"]
+
+        def logged(label):
+            class Logged(Attack):
+                name = label
+                params = (Param("iterations", 4, "", int, minimum=1), *CLIP_PARAMS)
+                def step(self, net, s, params):
+                    with open(LOG, "a") as f:
+                        f.write(f"{label} {os.getpid()}\\n")
+                    def nap(x):
+                        time.sleep(0.25)
+                        return x
+                    out = tf().compat.v1.py_func(nap, [s.x], tf().float32, stateful=True)
+                    out.set_shape(s.x.shape)
+                    return out
+            return Logged()
+
+        @hookimpl
+        def register_attacks(register):
+            for label in ("la", "lb", "lc", "ld", "le", "lf"):
+                register(logged(label))
+    """)
+    )
+    log = tmp_path / "built.log"
+    env = {
+        **os.environ,
+        "LOGGED_ATTACKS": str(log),
+        "ADVBENCH_PLUGINS_DIR": str(tmp_path / "plugs"),
+    }
+    cmd = [
+        sys.executable, "-m", "advbench", "run", "--models", "mlp",
+        "--attacks", "la,lb,lc,ld,le,lf", "--limit", "20", "--no-checks",
+        "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "o"), "--no-figures",
+    ]  # fmt: skip
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
+    procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    built = [line.split() for line in log.read_text().splitlines()]
+    by_cell = {label: [pid for name, pid in built if name == label] for label, _ in built}
+    assert sorted(by_cell) == ["la", "lb", "lc", "ld", "le", "lf"]
+    assert all(len(pids) == 1 for pids in by_cell.values()), by_cell  # never twice
+    assert len({pids[0] for pids in by_cell.values()}) == 2, "both processes took cells"
+    with sqlite3.connect(tmp_path / "r.sqlite") as con:
+        assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+        assert con.execute("SELECT COUNT(*) FROM cells WHERE status = 'done'").fetchone()[0] == 6
+    results = json.loads((tmp_path / "o/results.json").read_text())
+    assert len(results["cells"]) == 6

@@ -12,6 +12,7 @@ import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -167,14 +168,18 @@ def open_run(store: Any, p: Plan, argv: Sequence[str], fresh: bool = False) -> O
 
     identity = describe(p)
     key = results.run_key(identity)
-    run_id = None if fresh else store.find_run(key)
-    if run_id is not None:
-        return Opened(run_id, True, len(store.done_keys(run_id)))
     command = "advbench " + shlex.join(argv)
-    run_id = store.create_run(
-        key, command, p.seed, p.dataset.checksum, graph.versions(), identity, p.dataset.name
+    run_id, found = store.open_run(
+        key,
+        command,
+        p.seed,
+        p.dataset.checksum,
+        graph.versions(),
+        identity,
+        p.dataset.name,
+        reuse=not fresh,
     )
-    return Opened(run_id, False)
+    return Opened(run_id, found, len(store.done_keys(run_id)) if found else 0)
 
 
 class CellFailed(Exception):
@@ -231,9 +236,9 @@ def execute(
     ensemble's cell combines them (`advbench.engine.ensemble`); after a failed component, the
     later ones and the ensemble fail too (they would not know what is left) and run on resume.
     """
-    from advbench.engine import checks, data, ensemble, graph, runner, zoo
+    from advbench.engine import checks, claims, data, ensemble, graph, runner, zoo
     from advbench.engine.progress import training_task
-    from advbench.output import metrics
+    from advbench.output import figures, metrics
 
     test = data.read_test_set(p.dataset)
     n = min(p.limit or test.num_examples, test.num_examples)
@@ -269,7 +274,21 @@ def execute(
                     **({"checks": checks.model_info(loaded, images, labels)} if p.checks else {}),
                 },
             )
-            for spec in todo:
+            where = getattr(store, "path", None)
+            locks = claims.lock_folder(Path(where), run_id) if where else None
+
+            def lock_name(spec: CellSpec, model: Model = model) -> str:
+                return figures.file_name(f"{model.name}--{spec.key}")
+
+            def finished(model: Model = model) -> set[str]:
+                return {
+                    figures.file_name(f"{m}--{k}")
+                    for m, k in store.done_keys(run_id)
+                    if m == model.name
+                }
+
+            # identical runs started together share this run: each cell is computed once
+            for spec in claims.claimed(todo, locks, lock_name, finished):
                 cell = Cell(
                     model=model.name,
                     key=spec.key,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -90,7 +91,7 @@ def adversarial_grid(
         title += " (originals not stored in this database)"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -118,6 +119,14 @@ def file_name(text: str) -> str:
     return "_" + name if name.startswith(".") else name
 
 
+def _save(fig: Any, path: Path) -> None:
+    """The picture written whole or not at all: to a file of this process, then renamed (two
+    processes rendering the same run into one folder never interleave their bytes)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    os.replace(tmp, path)
+
+
 MANIFEST = ".advbench-pictures"  # in an output folder: the pictures last rendered there
 
 
@@ -132,7 +141,9 @@ def render_all(cells: list[Cell], records: dict[int, Records], out: Path) -> lis
     for stale in set(earlier) - set(names):
         if stale == Path(stale).name and stale.endswith(".png"):  # a bare picture name only
             (out / stale).unlink(missing_ok=True)
-    manifest.write_text("\n".join(names) + "\n")
+    tmp = manifest.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(names) + "\n")
+    os.replace(tmp, manifest)
     return names
 
 
@@ -197,7 +208,7 @@ def _cdf_and_curves(cells: list[Cell], records: dict[int, Records], out: Path) -
         name = "iterations-cdf.png" if kind == "cdf" else "accuracy-vs-iterations.png"
         fig.suptitle("iterations-to-flip (CDF)" if kind == "cdf" else "accuracy against iterations")
         fig.tight_layout()
-        fig.savefig(out / name, dpi=90)
+        _save(fig, out / name)
         plt.close(fig)
         written.append(name)
     return written
@@ -225,7 +236,7 @@ def _robust_vs_eps(cells: list[Cell], out: Path) -> list[str]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "robust-accuracy-vs-eps.png", dpi=90)
+    _save(fig, out / "robust-accuracy-vs-eps.png")
     plt.close(fig)
     return ["robust-accuracy-vs-eps.png"]
 
@@ -253,5 +264,5 @@ def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path: Path, ti
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    _save(fig, path)
     plt.close(fig)

@@ -221,7 +221,7 @@ def _tight(rows: list[list[Any]], headers: tuple[str, ...], fmt: str) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: no collisions
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -353,7 +353,7 @@ def markdown(
 def write_csv(path: Path, records: Iterable[tuple[Cell, Records]]) -> None:
     """records.csv: one row per model × attack × image (× target), columns as `CSV_HEADER`
     (a confidence that does not exist, on rows not attacked, is an empty field)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: no collisions
     with tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_HEADER)

@@ -128,8 +128,28 @@ class Store:
     ) -> str:
         """A new run; its id is readable and sortable: run-YYYYmmdd-HHMMSS-KEY6, with -2, -3, …
         when the same run was already created within that second (`--fresh` twice)."""
+        return self.open_run(key, command, seed, data_checksum, versions, plan, dataset, False)[0]
+
+    def open_run(
+        self,
+        key: str,
+        command: str,
+        seed: int,
+        data_checksum: str,
+        versions: dict[str, str],
+        plan: dict[str, Any],
+        dataset: str = LEGACY_DATASET,
+        reuse: bool = True,
+    ) -> tuple[str, bool]:
+        """(run id, whether it was found): the latest run with identity `key` (when `reuse`),
+        else a new one — found or made under one write lock, so identical runs started
+        together share one run."""
         base = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{key[:6]}"
         with self.transaction() as db:
+            db.execute("BEGIN IMMEDIATE")  # the lookup and the insert, one writer at a time
+            found = self.find_run(key) if reuse else None
+            if found is not None:
+                return found, True
             taken = {
                 row[0]
                 for row in db.execute(
@@ -156,7 +176,7 @@ class Store:
                     dataset,
                 ),
             )
-        return run_id
+        return run_id, False
 
     def finish_run(self, run_id: str) -> None:
         with self.transaction() as db:
