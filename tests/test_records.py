@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.axes import Axes
 
+from advbench.cli import main
 from advbench.engine.run import CellSpec, step_budget
 from advbench.output import figures, metrics, report
 from advbench.output.records import COLUMNS, CSV_HEADER, Budget, Cell, Records, Summary
@@ -231,3 +232,31 @@ def test_the_step_budget_without_a_stored_one(stored, seen, expected):
     its = {"mean": 1.0, "median": 1.0, "p90": 1.0, "max": seen}
     cell.summary = Summary.from_dict({**SUMMARY, "iterations_to_flip": its})
     assert figures.step_budget(cell) == expected
+
+
+def test_a_database_on_read_only_media_is_listed_and_rendered(tmp_path, capsys):
+    """`report` on a database it cannot write (read-only media, someone else's files): it
+    lists and renders without writing a byte, not even SQLite's side files."""
+    db = tmp_path / "media" / "r.sqlite"
+    run = ["run", "--models", "mlp", "--attacks", "fgsm", "--limit", "20", "--no-figures"]
+    assert main([*run, "--db", str(db), "--out", str(tmp_path / "first")]) == 0
+    before = {p.name: p.read_bytes() for p in db.parent.iterdir() if p.is_file()}
+    store = Store(db, read_only=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.db.execute("DELETE FROM cells")
+        assert len(store.runs()) == 1
+    finally:
+        store.close()
+    (db.parent).chmod(0o555)
+    db.chmod(0o444)
+    try:
+        capsys.readouterr()
+        assert main(["report", "--db", str(db), "--list"]) == 0
+        assert "fgsm" not in capsys.readouterr().err
+        assert main(["report", "--db", str(db), "--out", str(tmp_path / "again")]) == 0
+    finally:
+        (db.parent).chmod(0o755)
+        db.chmod(0o644)
+    assert (tmp_path / "again" / "report.md").is_file()
+    assert {p.name: p.read_bytes() for p in db.parent.iterdir() if p.is_file()} == before

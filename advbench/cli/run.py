@@ -159,7 +159,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     db = Path(args.db or results.default_db())
     if not db.is_file():
         raise AdvbenchError(f"results database {db} does not exist")
-    store = results.Store(db)
+    try:
+        store = results.Store(db)  # an older database is converted on the way
+    except AdvbenchError:
+        store = results.Store(db, read_only=True)  # read-only media: read without writing
     try:
         if args.list:
             from tabulate import tabulate

@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,13 +58,38 @@ def unpack(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.load(io.BytesIO(blob), allow_pickle=False)
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write: `mode=ro`; where even that needs to write (a WAL
+    database in a read-only folder cannot make its shared-memory file), `immutable=1`, which
+    reads without locks — right for media nobody writes to."""
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True)
+
+
 class Store:
     """A connection to the results database."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+    def __init__(self, path: str | Path = DEFAULT_DB, read_only: bool = False) -> None:
+        """`read_only` (listing and rendering) writes nothing, not even SQLite's side files,
+        so a database on read-only media, or someone else's, can be read."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if read_only:
+                self.db = _read_only(self.path)
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    raise AdvbenchError(
+                        f"results database {self.path} has schema version {version}, this "
+                        f"advbench {SCHEMA_VERSION}: open it once with write access to convert it"
+                    )
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA journal_mode = WAL")
