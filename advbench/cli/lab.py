@@ -92,6 +92,13 @@ def add_transfer(sub: argparse._SubParsersAction) -> None:
     )
     tr.add_argument("--set", action="append", default=[], metavar="ATTACK.PARAM=VALUE")
     tr.add_argument("--limit", type=opt.positive_int, help="only the first N test images")
+    tr.add_argument(
+        "--examples",
+        type=opt.path,
+        metavar="DIR",
+        help="show the adversarial images a run saved (run --save-examples: DIR is "
+        "OUT/examples) to the models instead of crafting new ones",
+    )
     tr.add_argument("--seed", type=opt.seed, default=0, help="seed of the attack (default 0)")
     opt.out_option(tr, Path("reports") / "transfer", "output directory")
     opt.common(tr)
@@ -167,6 +174,14 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     members = transfer.members(registry, args.models, _copies(args.copy, registry))
     dataset = opt.dataset(args, registry)
     test = data.read_test_set(dataset)
+    if args.examples is not None:
+        paths = sorted(args.examples.glob("*.npz")) if args.examples.is_dir() else []
+        if not paths:
+            raise AdvbenchError(f"--examples {args.examples}: no .npz files there")
+        result = transfer.from_examples(paths, members, test, dataset)
+        print(transfer.write(result, args.out))
+        print(f"\nwrote {args.out}/transfer.json, transfer.md, transfer.png")
+        return 0
     n = min(args.limit or test.num_examples, test.num_examples)
     result = transfer.run(
         members, attack, params, args.seed, test.images[:n], test.labels_int[:n], dataset

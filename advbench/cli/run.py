@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import advbench.cli.options as opt
 from advbench.errors import AdvbenchError
@@ -46,6 +47,12 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
     run.add_argument(
+        "--save-examples",
+        action="store_true",
+        help="keep every adversarial image (in the database) and write each cell's as "
+        "OUT/examples/MODEL--CELL.npz",
+    )
+    run.add_argument(
         "--cell-timeout",
         type=opt.seconds,
         metavar="SECONDS",
@@ -82,6 +89,12 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     )
     rep.add_argument("--list", action="store_true", help="list the stored runs")
     rep.add_argument("--no-figures", action="store_true", help="skip the PNG pictures")
+    rep.add_argument(
+        "--save-examples",
+        action="store_true",
+        help="write each cell's adversarial images as OUT/examples/MODEL--CELL.npz (for runs "
+        "stored with run --save-examples)",
+    )
     # no --dataset, --mnist-dir or --plugins: a report reads only the database (its pictures'
     # images are stored with the cells), so they would be accepted and silently do nothing
 
@@ -135,10 +148,11 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
         with progress.bars(args.progress) as bars:
-            benchmark.execute(plan, store, run_id, bars=bars)
+            benchmark.execute(plan, store, run_id, bars=bars, keep_adversarial=args.save_examples)
         store.finish_run(run_id)
         finished = report.render(store, run_id, out, pictures=not args.no_figures)
         worst = report.worst_case_table(store, finished)
+        saved = _export_examples(store, finished, out) if args.save_examples else None
     finally:
         store.close()
     print(report.terminal_table(finished))
@@ -146,6 +160,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"\n{worst}")
     failed = [c for c in finished.cells if not c.done]
     print(f"\nrun {run_id}: wrote {out}/report.md, results.json, records.csv")
+    if saved:
+        print(saved)
     if failed:
         print(f"advbench: {len(failed)} cell(s) failed; see the table", file=sys.stderr)
         return 1
@@ -184,9 +200,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         run_id = store.resolve_run(args.run)
         out = args.out or Path("reports") / figures.file_name(run_id)
         rendered = report.render(store, run_id, out, args.format, pictures=not args.no_figures)
+        saved = _export_examples(store, rendered, out) if args.save_examples else None
     finally:
         store.close()
     terminal = "simple" if args.format == "markdown" else report.FORMATS[args.format]
     print(report.terminal_table(rendered, terminal))
     print(f"\nrendered {run_id} into {out}")
+    if saved:
+        print(saved)
     return 0
+
+
+def _export_examples(store: Any, run: Any, out: Path) -> str:
+    """Write a run's stored adversarial images as .npz files; the line saying what was done."""
+    from advbench.output import examples
+
+    written, without = examples.export(store, run, out)
+    line = f"wrote the adversarial images of {len(written)} cells to {out / examples.FOLDER}"
+    if without:
+        line += (
+            f"; {without} cells were stored without theirs (run them again with "
+            "--fresh --save-examples)"
+        )
+    return line

@@ -227,6 +227,7 @@ def execute(
     run_id: str,
     bars: Any = None,
     on_cell: Callable[[Cell], None] | None = None,
+    keep_adversarial: bool = False,
 ) -> None:
     """Run every cell of the plan not yet done in `run_id`, storing each as it finishes.
 
@@ -364,7 +365,8 @@ def execute(
                 finally:
                     if bars is not None:
                         bars.remove_task(task)
-                store.save_cell(run_id, position[(model.name, spec.key)], cell, records)
+                where = position[(model.name, spec.key)]
+                store.save_cell(run_id, where, cell, records, keep_adversarial)
                 if on_cell:
                     on_cell(cell)
         finally:

@@ -94,6 +94,56 @@ def run(
     }
 
 
+def from_examples(
+    paths: Sequence[Path], members: list[Member], test: Any, dataset: Any = None
+) -> dict[str, Any]:
+    """The flip rates [file, target] of adversarial examples saved by a run
+    (`--save-examples`): each file's successful examples, shown to every member, among the
+    ones whose original (the test image of the same index) the member classifies right."""
+    from advbench.engine import runner, zoo
+    from advbench.errors import AdvbenchError
+    from advbench.output import examples
+
+    sources = []
+    for path in paths:
+        content = examples.read(path)
+        index = content["index"]
+        if index.size and (index.min() < 0 or index.max() >= len(test.labels_int)):
+            raise AdvbenchError(
+                f"{path}: image indices beyond the test set of {len(test.labels_int)}"
+            )
+        if not np.array_equal(test.labels_int[index], content["label"]):
+            raise AdvbenchError(f"{path}: labels differ from this dataset's (another dataset?)")
+        ok = content["flipped"].astype(bool)
+        adv = content["adversarial"][ok].reshape(int(ok.sum()), -1)
+        sources.append(
+            (f"{content['model']} × {content['cell']}", index[ok], adv, content["label"][ok])
+        )
+    k, n = len(sources), len(members)
+    rates, counts = np.zeros((k, n)), np.zeros((k, n), dtype=int)
+    for j, target in enumerate(members):
+        loaded = zoo.load(target.model, target.config, target.seed, dataset)
+        try:
+            clean = runner.predict(loaded, test.images)
+            for i, (_, where, adv, true) in enumerate(sources):
+                eligible = clean[where] == true
+                if eligible.any():
+                    pred = runner.predict(loaded, adv[eligible])
+                    rates[i, j] = float(np.mean(pred != true[eligible]))
+                    counts[i, j] = int(eligible.sum())
+        finally:
+            loaded.close()
+    return {
+        "sources": [label for label, *_ in sources],
+        "models": [m.label for m in members],
+        "attack": "saved examples",
+        "files": [str(p) for p in paths],
+        "n": len(test.labels_int),
+        "flip_rate": rates.round(6).tolist(),
+        "examples": counts.tolist(),
+    }
+
+
 def write(result: dict[str, Any], out: Path) -> str:
     """transfer.json, transfer.md and transfer.png in `out`; returns the table as text."""
     from tabulate import tabulate
@@ -103,14 +153,15 @@ def write(result: dict[str, Any], out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "transfer.json").write_text(json.dumps(result, indent=2) + "\n")
     names = result["models"]
+    sources = result.get("sources", names)  # saved examples: one row per file
     rows = [
         [src, *[f"{v:.3f}" for v in row]]
-        for src, row in zip(names, result["flip_rate"], strict=True)
+        for src, row in zip(sources, result["flip_rate"], strict=True)
     ]
     text = tabulate(rows, headers=["crafted on \\ evaluated on", *names], tablefmt="github")
     figures.heatmap(
         np.array(result["flip_rate"]),
-        names,
+        sources,
         names,
         out / "transfer.png",
         f"transfer flip rate ({result['attack']}, {result['n']} images)",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from advbench.errors import AdvbenchError
+from advbench.output import examples
 from advbench.output.records import (
     COLUMNS,
     SQL_COLUMNS,
@@ -254,9 +255,16 @@ class Store:
         )
         return set(cur.fetchall())
 
-    def save_cell(self, run_id: str, position: int, cell: Cell, records: Records | None) -> None:
+    def save_cell(
+        self,
+        run_id: str,
+        position: int,
+        cell: Cell,
+        records: Records | None,
+        keep_adversarial: bool = False,
+    ) -> None:
         """One cell, its examples and all its records, atomically (a failed cell replaces
-        nothing done)."""
+        nothing done); with `keep_adversarial`, every row's adversarial image too."""
         with self.transaction() as db:
             db.execute(
                 "DELETE FROM cells WHERE run_id = ? AND model = ? AND key = ?",
@@ -298,6 +306,11 @@ class Store:
                     f" ({cell.id}, ?, {marks})",
                     rows,
                 )
+                if keep_adversarial and records.adversarial is not None:
+                    db.execute(
+                        "INSERT INTO adversarial (cell_id, images) VALUES (?, ?)",
+                        (cell.id, examples.pack(records.adversarial)),
+                    )
 
     def load_run(self, run_id: str) -> StoredRun:
         """Everything stored about a run: its settings, models and cells (with examples)."""

@@ -13,9 +13,14 @@ import sqlite3
 
 from advbench.output.records import RECORDS_TABLE
 
-SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the schema before versions were recorded
+SCHEMA_VERSION = 4  # PRAGMA user_version; 0 is the schema before versions were recorded
 #: The dataset of every run and cell stored before datasets had names (schema 2 and older).
 LEGACY_DATASET = "mnist"
+#: Every adversarial image of a cell (`--save-examples`): one compressed array per cell.
+ADVERSARIAL_TABLE = """CREATE TABLE IF NOT EXISTS adversarial (
+    cell_id INTEGER PRIMARY KEY REFERENCES cells(id) ON DELETE CASCADE,
+    images BLOB NOT NULL
+)"""
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -60,6 +65,7 @@ SCHEMA = (
     UNIQUE (run_id, model, key)
 )""",
     RECORDS_TABLE,
+    ADVERSARIAL_TABLE,
 )
 
 
@@ -107,4 +113,10 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
             )
 
 
-MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3}  # k to k + 1
+def _migrate_3_to_4(db: sqlite3.Connection) -> None:
+    """Every adversarial image of a cell, kept when a run asks (`--save-examples`), in a
+    table of its own: one compressed array per cell, exported to .npz by `report`."""
+    db.execute(ADVERSARIAL_TABLE)
+
+
+MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
