@@ -58,7 +58,11 @@ def adversarial_grid(
         ("original", "adversarial", "perturbation") if originals is not None else ("adversarial",)
     )
     height = 5.4 if originals is not None else 2.2
-    fig, axes = plt.subplots(len(names), k, figsize=(1.6 * k + 0.6, height), squeeze=False)
+    fig, axes = plt.subplots(len(names), k, figsize=(1.6 * k + 1.4, height), squeeze=False)
+    deltas = [] if originals is None else [_signed(adversarial[c], originals[c]) for c in range(k)]
+    # one colour scale for the whole row, so the perturbations compare at a glance
+    bound = max([float(np.abs(d).max()) for d in deltas] + [1e-6])
+    shown = None
     for col in range(k):
         adv = picture(adversarial[col])
         m = meta[col]
@@ -68,20 +72,16 @@ def adversarial_grid(
             who = f"#{m['index']} true {m['label']} "
             panels: tuple[tuple[Any, ...], ...] = ((*adv_panel[:4], who + adv_panel[4]),)
         else:
-            orig = picture(originals[col])
-            delta = adv - orig
-            if delta.ndim == 3:  # colour: the perturbation's largest channel, signed
-                pick = np.abs(delta).argmax(axis=2)[:, :, None]
-                delta = np.take_along_axis(delta, pick, axis=2)[:, :, 0]
-            bound = max(float(np.abs(delta).max()), 1e-6)
             panels = (
-                (orig, "gray", 0, 1, f"#{m['index']} true {m['label']}"),
+                (picture(originals[col]), "gray", 0, 1, f"#{m['index']} true {m['label']}"),
                 adv_panel,
-                (delta, "bwr", -bound, bound, f"L∞ {m['linf']:.3f}"),
+                # explain's convention: blue where the attack added, red where it took away
+                (deltas[col], "bwr_r", -bound, bound, f"L∞ {m['linf']:.3f}"),
             )
         for row, (img, cmap, lo, hi, label) in enumerate(panels):
             ax = axes[row][col]
-            ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            handle = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            shown = handle if row == 2 else shown
             ax.set_title(label, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -91,8 +91,23 @@ def adversarial_grid(
         title += " (originals not stored in this database)"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    if shown is not None:  # the row's one scale, beside it (the panels keep their size)
+        fig.subplots_adjust(right=0.93)
+        row = axes[2][-1].get_position()
+        bar = fig.colorbar(shown, cax=fig.add_axes((0.945, row.y0, 0.012, row.height)))
+        bar.set_label("blue +, red −", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     _save(fig, path)
     plt.close(fig)
+
+
+def _signed(adversarial: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """The perturbation as one signed value per pixel (colour: its largest channel)."""
+    delta = picture(adversarial) - picture(original)
+    if delta.ndim == 3:
+        pick = np.abs(delta).argmax(axis=2)[:, :, None]
+        delta = np.take_along_axis(delta, pick, axis=2)[:, :, 0]
+    return delta
 
 
 def _iterative(cell: Cell) -> bool:
