@@ -130,7 +130,7 @@ def test_image_3_as_in_the_tutorial(tmp_path):
         (["run", "--plugins", "/nonexistent/dir"], "plugin directory '/nonexistent/dir'"),
         (
             ["run", "--attacks", "ifgsm", "--set", "ifgsm.iterations=2147483648"],
-            "ifgsm: 2147483648 steps is outside 0..2147483647",
+            "ifgsm.iterations: 2147483648 steps is outside 0..2147483647",
         ),
         (["run", "--set", "pgd.seed=" + "9" * 30], "for pgd.seed: must be <= 2147483647"),
         (["run", "--out", ""], "--out: expected a path, got an empty string"),

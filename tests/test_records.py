@@ -90,7 +90,7 @@ def _cell(**kw) -> Cell:
 def test_one_column_mapping_round_trips_sql_records_csv(tmp_path):
     rec = _records()
     store = Store(tmp_path / "r.sqlite")
-    run_id = store.create_run("k" * 16, "advbench run", 0, "abc", {}, {})
+    run_id = store.open_run("k" * 16, "advbench run", 0, "abc", {}, {}, reuse=False)[0]
     cell = _cell(max_iterations=40)
     store.save_cell(run_id, 0, cell, rec)
     back = store.records(cell.id)
@@ -260,3 +260,19 @@ def test_a_database_on_read_only_media_is_listed_and_rendered(tmp_path, capsys):
         db.chmod(0o644)
     assert (tmp_path / "again" / "report.md").is_file()
     assert {p.name: p.read_bytes() for p in db.parent.iterdir() if p.is_file()} == before
+
+
+def test_a_value_edited_in_the_database_is_refused_not_rendered(tmp_path, capsys):
+    """Stored cells are sealed (a checksum over summary and records): a prediction edited in
+    the database afterwards is one line naming the cell, not a report that looks computed."""
+    db = tmp_path / "r.sqlite"
+    run = ["run", "--models", "mlp", "--attacks", "fgsm", "--limit", "20", "--no-figures"]
+    assert main([*run, "--db", str(db), "--out", str(tmp_path / "o")]) == 0
+    assert main(["report", "--db", str(db), "--out", str(tmp_path / "same")]) == 0
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE records SET adv_pred = (adv_pred + 1) % 10 WHERE row = 3")
+    capsys.readouterr()
+    assert main(["report", "--db", str(db), "--out", str(tmp_path / "edited")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cell mlp × fgsm was changed after it was stored" in err and "\n" not in err
+    assert not (tmp_path / "edited" / "report.md").exists()

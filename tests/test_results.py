@@ -343,3 +343,23 @@ def test_identical_runs_started_together_share_one_run_and_compute_each_cell_onc
         assert con.execute("SELECT COUNT(*) FROM cells WHERE status = 'done'").fetchone()[0] == 6
     results = json.loads((tmp_path / "o/results.json").read_text())
     assert len(results["cells"]) == 6
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_stored(tmp_path):
+    """No file may grow past 64 KiB (RLIMIT_FSIZE: what a full disk looks like to a
+    process): the run ends in one line naming the database, not an SQLite traceback."""
+    import resource
+
+    def full_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    cmd = [
+        sys.executable, "-m", "advbench", "run", "--models", "softmax", "--attacks", "fgsm",
+        "--limit", "20", "--no-figures", "--db", str(tmp_path / "r.sqlite"),
+        "--out", str(tmp_path / "o"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=full_disk, timeout=300)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and "Traceback" not in err and "\n" not in err, err
+    assert "r.sqlite" in err and ("full disk" in err or "disk I/O error" in err)

@@ -72,7 +72,7 @@ def _records(index, label, target, clean, adv, attacked, hit) -> Records:
 def make_run(tmp_path, cells: list[tuple[str, str, Budget | None, Records, bool]]):
     """A stored run of (key, model, budget, records, targeted) cells; returns (store, run)."""
     store = Store(tmp_path / "wc.sqlite")
-    run_id = store.create_run("w" * 16, "advbench run (hand-built)", 0, "abc", {}, {})
+    run_id = store.open_run("w" * 16, "advbench run (hand-built)", 0, "abc", {}, {}, reuse=False)[0]
     for position, (key, model, budget, records, is_targeted) in enumerate(cells):
         cell = Cell(
             model=model,

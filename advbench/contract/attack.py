@@ -98,8 +98,9 @@ class Attack:
         self.check(values)
         steps = self._step_budget(values)
         if steps is not None and not 0 <= steps <= MAX_STEPS:
+            which = f"{self.name}.iterations" if "iterations" in values else self.name
             raise ParamError(
-                f"{self.name}: {steps} steps is outside 0..{MAX_STEPS} (the engine counts "
+                f"{which}: {steps} steps is outside 0..{MAX_STEPS} (the engine counts "
                 "steps in int32)"
             )
         return values

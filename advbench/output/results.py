@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from advbench.errors import AdvbenchError
-from advbench.output import examples
+from advbench.output import examples, integrity
 from advbench.output.records import (
     COLUMNS,
     SQL_COLUMNS,
@@ -96,7 +96,10 @@ class Store:
             self.db.execute("PRAGMA journal_mode = WAL")
             self._create_or_migrate()
         except sqlite3.DatabaseError as exc:
-            raise AdvbenchError(f"results database {self.path}: {exc}") from None
+            raise AdvbenchError(
+                f"results database {self.path}: {exc} (a full disk or read-only media? what "
+                "was stored before is kept)"
+            ) from None
 
     def _create_or_migrate(self) -> None:
         """Create the tables of a new database, or bring an older one up to SCHEMA_VERSION.
@@ -133,8 +136,13 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.db:
-            yield self.db
+        """One transaction; a write that fails (a full disk, media gone read-only) is one
+        line, and everything committed before stays."""
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.OperationalError as exc:
+            raise AdvbenchError(f"results database {self.path}: {exc}") from None
 
     # runs ------------------------------------------------------------------------------------
     def find_run(self, key: str) -> str | None:
@@ -142,20 +150,6 @@ class Store:
             "SELECT id FROM runs WHERE key = ? ORDER BY created DESC LIMIT 1", (key,)
         ).fetchone()
         return row[0] if row else None
-
-    def create_run(
-        self,
-        key: str,
-        command: str,
-        seed: int,
-        data_checksum: str,
-        versions: dict[str, str],
-        plan: dict[str, Any],
-        dataset: str = LEGACY_DATASET,
-    ) -> str:
-        """A new run; its id is readable and sortable: run-YYYYmmdd-HHMMSS-KEY6, with -2, -3, …
-        when the same run was already created within that second (`--fresh` twice)."""
-        return self.open_run(key, command, seed, data_checksum, versions, plan, dataset, False)[0]
 
     def open_run(
         self,
@@ -170,7 +164,8 @@ class Store:
     ) -> tuple[str, bool]:
         """(run id, whether it was found): the latest run with identity `key` (when `reuse`),
         else a new one — found or made under one write lock, so identical runs started
-        together share one run."""
+        together share one run. A new id is readable and sortable: run-YYYYmmdd-HHMMSS-KEY6,
+        with -2, -3, … when the same run was already created within that second."""
         base = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{key[:6]}"
         with self.transaction() as db:
             db.execute("BEGIN IMMEDIATE")  # the lookup and the insert, one writer at a time
@@ -306,11 +301,12 @@ class Store:
                     f" ({cell.id}, ?, {marks})",
                     rows,
                 )
-                if keep_adversarial and records.adversarial is not None:
-                    db.execute(
-                        "INSERT INTO adversarial (cell_id, images) VALUES (?, ?)",
-                        (cell.id, examples.pack(records.adversarial)),
-                    )
+            integrity.seal(db, cell.id)
+            if records is not None and keep_adversarial and records.adversarial is not None:
+                db.execute(
+                    "INSERT INTO adversarial (cell_id, images) VALUES (?, ?)",
+                    (cell.id, examples.pack(records.adversarial)),
+                )
 
     def load_run(self, run_id: str) -> StoredRun:
         """Everything stored about a run: its settings, models and cells (with examples)."""
@@ -385,6 +381,7 @@ class Store:
 
     def records(self, cell_id: int) -> Records:
         """A cell's per-row records (without the adversarial images, which are not stored)."""
+        integrity.check(self.db, cell_id, str(self.path))  # edited after storing: refused
         rows = self.db.execute(
             f"SELECT {SQL_COLUMNS} FROM records WHERE cell_id = ? ORDER BY row", (cell_id,)
         ).fetchall()

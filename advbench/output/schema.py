@@ -13,7 +13,7 @@ import sqlite3
 
 from advbench.output.records import RECORDS_TABLE
 
-SCHEMA_VERSION = 4  # PRAGMA user_version; 0 is the schema before versions were recorded
+SCHEMA_VERSION = 5  # PRAGMA user_version; 0 is the schema before versions were recorded
 #: The dataset of every run and cell stored before datasets had names (schema 2 and older).
 LEGACY_DATASET = "mnist"
 #: Every adversarial image of a cell (`--save-examples`): one compressed array per cell.
@@ -62,6 +62,7 @@ SCHEMA = (
     originals BLOB,
     created TEXT NOT NULL,
     dataset TEXT NOT NULL,
+    digest TEXT,
     UNIQUE (run_id, model, key)
 )""",
     RECORDS_TABLE,
@@ -119,4 +120,16 @@ def _migrate_3_to_4(db: sqlite3.Connection) -> None:
     db.execute(ADVERSARIAL_TABLE)
 
 
-MIGRATIONS = {0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
+def _migrate_4_to_5(db: sqlite3.Connection) -> None:
+    """Each cell's seal (`advbench.output.integrity`); NULL for the cells stored before,
+    which are read unchecked."""
+    db.execute("ALTER TABLE cells ADD COLUMN digest TEXT")
+
+
+MIGRATIONS = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+    4: _migrate_4_to_5,
+}  # k to k + 1
