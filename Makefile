@@ -76,7 +76,7 @@ publish-worst-case: $(STAMP)
 # latter at L∞ ε 0.1, the dataset's usual budget) under every built-in attack on the first 1,000
 # test images, the L∞ attacks at ε 0.1 (PGD also 0.05 and 0.2); and the worst-case table
 # (AutoAttack's standard ensemble with the single L∞ attacks) at ε 0.1 and 0.2 on the first 500.
-FASHION := --dataset fashion-mnist --models cnn,cnn-pgd --set cnn-pgd.eps=0.1
+FASHION := --dataset fashion-mnist --models cnn,cnn-pgd --set cnn-pgd.eps=0.1 --db reports/fashion.sqlite
 FASHION_LINF := --set fgsm.eps=0.1 --set mim.eps=0.1 --set mim.step=0.01 --set square.eps=0.1
 publish-fashion: $(STAMP)
 	$(BIN)/advbench run $(FASHION) --attacks $(PUBLISHED_ATTACKS),cw-l2 $(FASHION_LINF) \
