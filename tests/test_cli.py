@@ -239,7 +239,7 @@ def test_an_attack_whose_step_budget_overflows_is_refused_up_front():
         def iterations(self, params):
             return 10**12
 
-    with pytest.raises(ParamError, match=r"huge: 1000000000000 steps is outside"):
+    with pytest.raises(ParamError, match=r"huge.iterations: 1000000000000 steps is outside"):
         Huge().config()
 
 

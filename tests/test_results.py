@@ -272,12 +272,13 @@ def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_p
     deadline = time.time() + 300
     while _cells_done(db) < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert _cells_done(db) == 1, "fgsm did not finish in time"
     time.sleep(3)  # well inside noise's endless batch
     assert proc.poll() is None
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 15, "Ctrl-C took too long"
+    _, err = proc.communicate(timeout=180)
+    assert time.monotonic() - sent < 30, "Ctrl-C took too long"
     assert proc.returncode == 130 and "interrupted" in err, err
     assert _cells_done(db) == 1  # fgsm kept; the interrupted cell is not stored half-done
 

@@ -308,13 +308,14 @@ def _interruptible(run: Callable[[], Any], ticker: Ticker) -> Any:
 
     ticker.stop = False
     worker = threading.Thread(target=work, name="advbench-batch", daemon=True)
-    worker.start()
-    try:
+    try:  # from the start: an interrupt at any point must stop the worker's loop
+        worker.start()
         while worker.is_alive():
             worker.join(0.1)
-    except KeyboardInterrupt:
+    except BaseException:
         ticker.stop = True
-        worker.join(30.0)  # the next step raises; then the session is free again
+        if worker.is_alive():
+            worker.join(30.0)  # the next step raises; then the session is free again
         raise
     if "error" in box:
         raise box["error"]
