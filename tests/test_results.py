@@ -11,6 +11,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from advbench.cli import main
 
 RUN = [
@@ -214,6 +216,7 @@ def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
     assert main(["report", "no-such-run", "--db", db]) == 2
 
 
+@pytest.mark.slow  # a subprocess or two, ~20 s: CI runs it in make test-slow
 def test_a_hanging_attack_fails_its_cell_after_the_time_limit_and_the_run_goes_on(tmp_path, capsys):
     """An endless loop (2e9 steps that never succeed) and a step that sleeps in Python each
     fail their cell at `--cell-timeout`; the next cell runs on the same session."""
@@ -258,6 +261,7 @@ def test_a_hanging_attack_fails_its_cell_after_the_time_limit_and_the_run_goes_o
     assert "2 cell(s) failed" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess or two, ~20 s: CI runs it in make test-slow
 def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_path):
     """SIGINT while one batch would run for hours (2e9 steps): the process ends within
     seconds, not when the batch would have ended; the cells finished before are stored and
@@ -283,6 +287,7 @@ def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_p
     assert _cells_done(db) == 1  # fgsm kept; the interrupted cell is not stored half-done
 
 
+@pytest.mark.slow  # a subprocess or two, ~20 s: CI runs it in make test-slow
 def test_identical_runs_started_together_share_one_run_and_compute_each_cell_once(tmp_path):
     """Two processes, the same command, started together: one run in the database, every
     cell computed by exactly one of them (each attack logs which process built it), and both
@@ -346,6 +351,7 @@ def test_identical_runs_started_together_share_one_run_and_compute_each_cell_onc
     assert len(results["cells"]) == 6
 
 
+@pytest.mark.slow  # a subprocess or two, ~20 s: CI runs it in make test-slow
 def test_a_full_disk_is_one_line_and_keeps_what_was_stored(tmp_path):
     """No file may grow past 64 KiB (RLIMIT_FSIZE: what a full disk looks like to a
     process): the run ends in one line naming the database, not an SQLite traceback."""
