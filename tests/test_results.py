@@ -15,6 +15,13 @@ import pytest
 
 from advbench.cli import main
 
+
+def _drop_in(tmp_path, name: str, source: str) -> None:
+    """A drop-in plugin file in `tmp_path/plugs`, as a user writes one."""
+    (tmp_path / "plugs").mkdir()
+    (tmp_path / "plugs" / name).write_text(textwrap.dedent(source))
+
+
 RUN = [
     "run",
     "--models",
@@ -88,9 +95,10 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_a_failing_attack_is_recorded_and_the_rest_completes(tmp_path, capsys):
-    (tmp_path / "plugs").mkdir()
-    (tmp_path / "plugs" / "broken_attack.py").write_text(
-        textwrap.dedent("""
+    _drop_in(
+        tmp_path,
+        "broken_attack.py",
+        """
         from advbench import hookimpl
         from advbench.contract.attack import Attack, CLIP_PARAMS
         from advbench.contract.params import Param
@@ -111,7 +119,7 @@ def test_a_failing_attack_is_recorded_and_the_rest_completes(tmp_path, capsys):
         def register_attacks(register):
             register(Exploding())
             register(Raising())
-    """)
+    """,
     )
     args = [
         "run",
@@ -220,9 +228,10 @@ def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
 def test_a_hanging_attack_fails_its_cell_after_the_time_limit_and_the_run_goes_on(tmp_path, capsys):
     """An endless loop (2e9 steps that never succeed) and a step that sleeps in Python each
     fail their cell at `--cell-timeout`; the next cell runs on the same session."""
-    (tmp_path / "plugs").mkdir()
-    (tmp_path / "plugs" / "hanging.py").write_text(
-        textwrap.dedent("""
+    _drop_in(
+        tmp_path,
+        "hanging.py",
+        """
         import time
         from advbench import hookimpl, tf
         from advbench.contract.attack import Attack, CLIP_PARAMS
@@ -242,7 +251,7 @@ def test_a_hanging_attack_fails_its_cell_after_the_time_limit_and_the_run_goes_o
         @hookimpl
         def register_attacks(register):
             register(Sleepy())
-    """)
+    """,
     )
     started = time.monotonic()
     args = [
@@ -292,9 +301,10 @@ def test_identical_runs_started_together_share_one_run_and_compute_each_cell_onc
     """Two processes, the same command, started together: one run in the database, every
     cell computed by exactly one of them (each attack logs which process built it), and both
     end with the whole report."""
-    (tmp_path / "plugs").mkdir()
-    (tmp_path / "plugs" / "logged.py").write_text(
-        textwrap.dedent("""
+    _drop_in(
+        tmp_path,
+        "logged.py",
+        """
         import os, time
         from advbench import hookimpl, tf
         from advbench.contract.attack import Attack, CLIP_PARAMS
@@ -321,7 +331,7 @@ def test_identical_runs_started_together_share_one_run_and_compute_each_cell_onc
         def register_attacks(register):
             for label in ("la", "lb", "lc", "ld", "le", "lf"):
                 register(logged(label))
-    """)
+    """,
     )
     log = tmp_path / "built.log"
     env = {

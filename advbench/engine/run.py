@@ -275,8 +275,8 @@ def execute(
                     **({"checks": checks.model_info(loaded, images, labels)} if p.checks else {}),
                 },
             )
-            where = getattr(store, "path", None)
-            locks = claims.lock_folder(Path(where), run_id) if where else None
+            database = getattr(store, "path", None)
+            locks = claims.lock_folder(Path(database), run_id) if database else None
 
             def lock_name(spec: CellSpec, model: Model = model) -> str:
                 return figures.file_name(f"{model.name}--{spec.key}")
