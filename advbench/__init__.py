@@ -43,6 +43,7 @@ from advbench.contract.lazy_tf import tf
 from advbench.contract.losses import (
     LOSS_PARAM,
     ascent_gradient,
+    beyond_tolerance,
     dlr_loss,
     margin,
     targeted_dlr_loss,
@@ -85,6 +86,7 @@ __all__ = [
     "ThreatModel",
     "__version__",
     "ascent_gradient",
+    "beyond_tolerance",
     "clip",
     "content_checksum",
     "dlr_loss",

@@ -1,10 +1,15 @@
 """`deepfool`: DeepFool (Moosavi-Dezfooli et al., 2016), minimal L2, untargeted.
 
-At each step the classifier is linearised around the current image; the smallest step to the
-nearest linearised decision boundary is r = (|f'_j| + 1e-4) / ‖w'_j‖² · w'_j with
-f'_j = z_j − z_label, w'_j = ∇z_j − ∇z_label and j the closest other class. The total
-perturbation r_tot is kept as per-image state and applied with overshoot:
-x = clip(x0 + (1 + overshoot) · r_tot). Defaults: 50 steps, overshoot 0.02.
+At each step the classifier is linearised around the current image; the step to the nearest
+linearised decision boundary is r = (|f'_j| / ‖w'_j‖ + 1e-4) · w'_j / ‖w'_j‖ with
+f'_j = z_j − z_label, w'_j = ∇z_j − ∇z_label and j the closest other class: the 1e-4 is added
+to the distance (L2, in pixels), as in the authors' code, not to the logit gap — added to the
+gap it is worth almost nothing in distance on a steep model, and the point stays on the
+boundary, adversarial in one batch and not when fed again. The total perturbation r_tot is kept
+as per-image state and applied with overshoot: x = clip(x0 + (1 + overshoot) · r_tot).
+Success (the engine's default) needs the other class to win by the confirmation margin
+(`advbench.beyond_tolerance`), so a step that lands within rounding of the boundary is followed
+by another. Defaults: 50 steps, overshoot 0.02.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ class DeepFool(Attack):
         w_j = t.gather(w, j, batch_dims=1)
         f_j = t.gather(f, j, batch_dims=1)
         n_j = t.gather(w_norm, j, batch_dims=1)
-        r = ((f_j + 1e-4) / t.square(n_j))[:, None] * w_j
+        r = ((f_j / n_j + 1e-4) / n_j)[:, None] * w_j
         r_tot = s.state[0] + r
         return clip(s.x0 + (1.0 + params["overshoot"]) * r_tot, params), (r_tot,)
 

@@ -25,6 +25,7 @@ from advbench import (
     Network,
     Param,
     StepInputs,
+    beyond_tolerance,
     clip,
     hookimpl,
     random_uniform,
@@ -72,7 +73,7 @@ class _ProbabilityAscent(Attack):
 
     def success(self, net: Network, logits, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
-        hit = t.equal(t.argmax(logits, 1), s.targets)
+        hit = beyond_tolerance(logits, s.targets, s.target_onehot, targeted=True)
         if params["confidence"] <= 0:
             return hit
         prob = t.gather(net.probabilities(s.x), s.targets, batch_dims=1)

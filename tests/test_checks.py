@@ -201,6 +201,7 @@ def test_a_run_stores_and_reports_its_checks(tmp_path):
         *flags.MODEL_CHECKS,
         "silent success",
         "incomplete optimisation",
+        "unconfirmed success",
     }
     assert by_cell["fgsm(eps=0.1)"]["incomplete optimisation"]["fired"]
     assert not by_cell["pgd"]["incomplete optimisation"]["fired"]

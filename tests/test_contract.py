@@ -45,9 +45,9 @@ ATTACKS = [
     ("apgd", {"target": "all", "loss": "dlr", "iterations": "20"}, 0.8),
     ("apgd", {"loss": "dlr", "target_rank": "2", "iterations": "30"}, 0.9),
     ("autoattack", {"version": "fast", "n_target_classes": "2", "eps": "0.05"}, 0.8),
-    ("fab", {}, 0.99),
+    ("fab", {}, 0.98),  # successes need the confirmation margin: 89 of 90 here
     ("fab", {"norm": "2", "eps": "1.5", "iterations": "50"}, 0.9),
-    ("fab", {"minimal": "true", "iterations": "30"}, 0.99),
+    ("fab", {"minimal": "true", "iterations": "30"}, 0.98),
     ("fab", {"norm": "2", "minimal": "true", "iterations": "30"}, 0.99),
     ("fab", {"target": "5", "iterations": "50"}, 0.8),
     ("fab", {"target_rank": "1", "iterations": "30", "restarts": "2", "eps": "0.1"}, 0.7),

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from advbench.contract.dataset import ImageSpec
 from advbench.contract.lazy_tf import tf
+from advbench.contract.losses import beyond_tolerance
 from advbench.contract.model import Network
 from advbench.contract.params import Param
 from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
@@ -189,11 +190,14 @@ class Attack:
         return None
 
     def success(self, net: Network, logits, s: StepInputs, params: Mapping[str, Any]):
-        """bool [k]: has each image reached the attack's goal? `logits` are of `s.x`."""
-        pred = tf().argmax(logits, 1)
+        """bool [k]: has each image reached the attack's goal? `logits` are of `s.x`.
+
+        The goal must hold by the engine's confirmation margin (`beyond_tolerance`): a point
+        within float32 rounding of the boundary is not yet a success, and the loop goes on,
+        rather than stop there and have the engine withdraw the claim."""
         if self.is_targeted(params):
-            return tf().equal(pred, s.targets)
-        return tf().not_equal(pred, s.labels)
+            return beyond_tolerance(logits, s.targets, s.target_onehot, targeted=True)
+        return beyond_tolerance(logits, s.labels, s.onehot, targeted=False)
 
     def build(self, net: Network, b: BatchInputs, params: Mapping[str, Any]) -> BatchOutputs | None:
         """The whole attack on a batch as graph ops, for attacks that are not a step loop.

@@ -30,6 +30,22 @@ def margin(logits, classes, onehot):
     return t.gather(logits, classes, batch_dims=1) - other
 
 
+# The margin by which a success must hold for the engine to confirm it (`engine.confirmation`),
+# relative to 1 + the row's largest logit magnitude: far above float32 rounding (6e-8).
+CONFIRM_RELATIVE = 1e-5
+
+
+def beyond_tolerance(logits, classes, onehot, targeted: bool):
+    """bool [k]: the goal holds by more than the engine's confirmation margin. Untargeted
+    (`classes` the labels): some other class beats the label; targeted: the target beats every
+    other class. An attack that stops at the first success and ends next to the boundary
+    (DeepFool) uses this as its criterion, so that the engine never withdraws its claim."""
+    t = tf()
+    m = margin(logits, classes, onehot)
+    tol = CONFIRM_RELATIVE * (1.0 + t.reduce_max(t.abs(logits), axis=1))
+    return m > tol if targeted else -m > tol
+
+
 def ascent_gradient(net: Network, s: StepInputs, kind: str, targeted: bool) -> Any:
     """Per-image gradient of the objective the attack increases, w.r.t. `s.x` [k, pixels].
 

@@ -224,7 +224,8 @@ def cell_checks(
     has no step to continue with (None).
     """
     t = tf()
-    left = np.flatnonzero(records.attacked & ~records.flipped)
+    # a withdrawn claim meets the attack's criterion by construction: not a silent success
+    left = np.flatnonzero(records.attacked & ~records.flipped & ~records.unconfirmed)
     attacked = int(records.attacked.sum())
     if attacked == 0:
         return [
@@ -315,4 +316,7 @@ def with_cell_checks(
         found = cell_checks(loaded, attack, params, seed, originals, records)
     except Exception:  # an attack whose success or step cannot run outside its own loop
         found = [Check.measured(n, None) for n in ("silent success", "incomplete optimisation")]
+    attacked = int(records.attacked.sum())
+    share = float(records.unconfirmed.sum()) / attacked if attacked else None
+    found = [*found, Check.measured("unconfirmed success", share)]
     return replace(summary, checks=tuple(found), uses_gradients=gradients)

@@ -22,6 +22,7 @@ from advbench.contract.attack import Attack
 from advbench.contract.lazy_tf import tf
 from advbench.contract.model import Model
 from advbench.contract.steps import BatchInputs
+from advbench.engine import confirmation
 from advbench.engine.driver import early_stopping_loop
 from advbench.engine.zoo import Loaded
 from advbench.errors import ModelError
@@ -290,6 +291,7 @@ def run_attack(
         confidence=confidence,
         adversarial=adversarial,
     )
+    records, _ = confirmation.confirm(loaded, records, spec.attack.is_targeted(spec.params))
     verify(spec, records)
     return records, seconds
 

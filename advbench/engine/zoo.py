@@ -93,6 +93,7 @@ class Loaded:
     record: dict[str, Any]
     folder: Path
     spec: ImageSpec  # the images the network takes: shape, classes, value range
+    confirm_forward: Any = None  # (placeholder, logits) built once by `engine.confirmation`
 
     def close(self) -> None:
         self.session.close()

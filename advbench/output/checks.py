@@ -54,6 +54,12 @@ EXPLANATIONS: dict[str, tuple[float, str]] = {
         "share of attacked rows reported not flipped although a point the attack visited (its "
         "start, or the returned image) meets its own success criterion",
     ),
+    "unconfirmed success": (
+        0.0,
+        "share of attacked rows whose claimed success the engine withdrew: fed to the model "
+        "again, the image does not meet the goal by a margin of 1e-5 × (1 + max |logit|) — it "
+        "sits on the decision boundary, and counts as not flipped",
+    ),
     "incomplete optimisation": (
         0.005,
         "share of attacked rows that 10 % more steps of the same attack, from the returned "

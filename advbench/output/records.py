@@ -37,10 +37,15 @@ class Records:
     # An ensemble's cell: the position of the component that broke the image (-1: none, NULL
     # in the database); iterations are then steps within that component. -1 for other attacks.
     component: np.ndarray | None = None
+    # Rows whose claimed success the engine withdrew when it classified the image again
+    # (`advbench.engine.confirmation`); known only to the process that ran the attack.
+    unconfirmed: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.component is None:
             self.component = np.full(len(self.index), -1, np.int64)
+        if self.unconfirmed is None:
+            self.unconfirmed = np.zeros(len(self.index), bool)
 
     @property
     def flipped(self) -> np.ndarray:
