@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import advbench.cli.cluster as cluster
 import advbench.cli.options as opt
 from advbench.errors import AdvbenchError
 
@@ -65,6 +66,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         help="skip the indicators of attack failure (report.md, Checks)",
     )
     opt.progress_option(run, "progress bars (default: when stderr is a terminal)")
+    cluster.add_options(run)
     opt.common(run)
 
 
@@ -133,7 +135,11 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         checks=not args.no_checks,
         resolve=registry.attacks.get,
         cell_timeout=args.cell_timeout,
+        shard_size=cluster.shard_size(args),
     )
+    if args.plan:
+        return cluster.print_plan(args, plan)
+    client = cluster.connect(args)  # an unreachable scheduler is one line, before any output
     if args.out is not None:
         opt.writable_dir(args.out, "--out")
     store = results.Store(opt.writable_file(args.db or results.default_db(), "--db"))
@@ -148,13 +154,20 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
         with progress.bars(args.progress) as bars:
-            benchmark.execute(plan, store, run_id, bars=bars, keep_adversarial=args.save_examples)
+            if client is None:
+                benchmark.execute(
+                    plan, store, run_id, bars=bars, keep_adversarial=args.save_examples
+                )
+            else:
+                cluster.execute(args, plan, store, run_id, client, bars)
         store.finish_run(run_id)
         finished = report.render(store, run_id, out, pictures=not args.no_figures)
         worst = report.worst_case_table(store, finished)
         saved = _export_examples(store, finished, out) if args.save_examples else None
     finally:
         store.close()
+        if client is not None:
+            cluster.close(client)
     print(report.terminal_table(finished))
     if worst:
         print(f"\n{worst}")

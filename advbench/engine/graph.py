@@ -36,6 +36,9 @@ def session(graph, threads: Threads = ATTACK_THREADS, *, fuse_matmul_bias: bool 
     products pay more for that primitive than for a plain GEMM and an Add opts out.
     """
     t = tf()
+    cores = os.environ.get("ADVBENCH_THREADS", "")  # a Dask worker's share (`engine.units`)
+    if threads == ATTACK_THREADS and cores.isdigit() and int(cores) > 0:
+        threads = Threads(int(cores), int(cores))
     config = t.compat.v1.ConfigProto(
         intra_op_parallelism_threads=threads.intra,
         inter_op_parallelism_threads=threads.inter,

@@ -60,6 +60,7 @@ class Plan:
     dataset: Dataset
     checks: bool = True  # measure the indicators of attack failure (advbench.engine.checks)
     cell_timeout: float | None = None  # seconds a cell may run (None: `default_cell_timeout`)
+    shard_size: int | None = None  # a distributed run's images per unit; None: in-process
 
 
 def expand(
@@ -96,6 +97,7 @@ def plan(
     checks: bool = True,
     resolve: Callable[[str], Attack] | None = None,
     cell_timeout: float | None = None,
+    shard_size: int | None = None,
 ) -> Plan:
     """Validate every model configuration and attack parameter set of a run on `dataset`
     (each model must accept its images: one line naming both otherwise).
@@ -121,7 +123,7 @@ def plan(
         for c in expand(a, sets.get(a.name), images)
         for part in ensemble.expand(c, resolve, images)
     ]
-    return Plan(resolved, cells, seed, limit, batch_size, dataset, checks, cell_timeout)
+    return Plan(resolved, cells, seed, limit, batch_size, dataset, checks, cell_timeout, shard_size)
 
 
 def describe(p: Plan) -> dict[str, Any]:
@@ -145,6 +147,8 @@ def describe(p: Plan) -> dict[str, Any]:
         "limit": p.limit,
         "data": p.dataset.checksum,
         "dataset": p.dataset.name,
+        # a distributed run's shards are batches of their own: another size, another rounding
+        **({"shard_size": p.shard_size} if p.shard_size is not None else {}),
     }
 
 
@@ -221,6 +225,43 @@ def default_cell_timeout(steps: int | None, clean_seconds: float) -> float:
     return min(600.0 + work, 12 * 3600.0)
 
 
+def new_cell(
+    p: Plan, model: str, spec: CellSpec, checkpoint: str, model_seed: int, versions: dict
+) -> Cell:
+    """A cell of the run before its attack runs: what identifies it and its numbers."""
+    return Cell(
+        model=model,
+        key=spec.key,
+        attack=spec.attack.name,
+        params=spec.params,
+        seed=spec.attack.seed(spec.params, p.seed),
+        data_checksum=p.dataset.checksum,
+        dataset=p.dataset.name,
+        versions=versions,
+        checkpoint=checkpoint,
+        model_seed=model_seed,
+    )
+
+
+def model_info(
+    p: Plan, model: Model, config: Mapping[str, Any], seed: int, loaded: Any, sample: Any
+) -> dict[str, Any]:
+    """What a run stores about one of its models: clean accuracy on the run's images, the
+    checkpoint (or imported file) and, unless `--no-checks`, the model-level checks."""
+    from advbench.engine import checks
+
+    return {
+        "name": model.name,
+        "clean_accuracy": round(float(np.mean(sample.clean_pred == sample.labels)), 6),
+        "n": len(sample),
+        "seed": seed,
+        "config": dict(config),
+        "checkpoint": str(loaded.folder),
+        **({"imported": loaded.record} if model.pretrained else {}),
+        **({"checks": checks.model_info(loaded, sample.images, sample.labels)} if p.checks else {}),
+    }
+
+
 def execute(
     p: Plan,
     store: Any,
@@ -261,20 +302,7 @@ def execute(
             started = time.monotonic()
             sample = runner.Sample.of(loaded, images, labels, indices)
             clean_seconds = time.monotonic() - started  # one forward pass over the images
-            clean = sample.clean_pred
-            store.save_model(
-                run_id,
-                {
-                    "name": model.name,
-                    "clean_accuracy": round(float(np.mean(clean == labels)), 6),
-                    "n": n,
-                    "seed": model_seed,
-                    "config": config,
-                    "checkpoint": str(loaded.folder),
-                    **({"imported": loaded.record} if model.pretrained else {}),
-                    **({"checks": checks.model_info(loaded, images, labels)} if p.checks else {}),
-                },
-            )
+            store.save_model(run_id, model_info(p, model, config, model_seed, loaded, sample))
             database = getattr(store, "path", None)
             locks = claims.lock_folder(Path(database), run_id) if database else None
 
@@ -290,18 +318,7 @@ def execute(
 
             # identical runs started together share this run: each cell is computed once
             for spec in claims.claimed(todo, locks, lock_name, finished):
-                cell = Cell(
-                    model=model.name,
-                    key=spec.key,
-                    attack=spec.attack.name,
-                    params=spec.params,
-                    seed=spec.attack.seed(spec.params, p.seed),
-                    data_checksum=p.dataset.checksum,
-                    dataset=p.dataset.name,
-                    versions=versions,
-                    checkpoint=str(loaded.folder),
-                    model_seed=model_seed,
-                )
+                cell = new_cell(p, model.name, spec, str(loaded.folder), model_seed, versions)
                 progress = None
                 if bars is not None:
                     task = bars.add_task(f"{model.name} × {spec.key}", total=None, note="")

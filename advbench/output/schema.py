@@ -13,13 +13,24 @@ import sqlite3
 
 from advbench.output.records import RECORDS_TABLE
 
-SCHEMA_VERSION = 5  # PRAGMA user_version; 0 is the schema before versions were recorded
+SCHEMA_VERSION = 6  # PRAGMA user_version; 0 is the schema before versions were recorded
 #: The dataset of every run and cell stored before datasets had names (schema 2 and older).
 LEGACY_DATASET = "mnist"
 #: Every adversarial image of a cell (`--save-examples`): one compressed array per cell.
 ADVERSARIAL_TABLE = """CREATE TABLE IF NOT EXISTS adversarial (
     cell_id INTEGER PRIMARY KEY REFERENCES cells(id) ON DELETE CASCADE,
     images BLOB NOT NULL
+)"""
+#: A distributed run's finished pieces of unfinished cells (`advbench.output.shards`): one row
+#: per (cell, shard of images), written by the driver as each unit comes back, deleted when the
+#: cell is stored whole.
+SHARDS_TABLE = """CREATE TABLE IF NOT EXISTS shards (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    model TEXT NOT NULL,
+    key TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (run_id, model, key, shard)
 )"""
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (
@@ -67,6 +78,7 @@ SCHEMA = (
 )""",
     RECORDS_TABLE,
     ADVERSARIAL_TABLE,
+    SHARDS_TABLE,
 )
 
 
@@ -126,10 +138,16 @@ def _migrate_4_to_5(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE cells ADD COLUMN digest TEXT")
 
 
+def _migrate_5_to_6(db: sqlite3.Connection) -> None:
+    """The shards of distributed runs' unfinished cells."""
+    db.execute(SHARDS_TABLE)
+
+
 MIGRATIONS = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
     4: _migrate_4_to_5,
+    5: _migrate_5_to_6,
 }  # k to k + 1
