@@ -296,6 +296,41 @@ def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_p
     assert _cells_done(db) == 1  # fgsm kept; the interrupted cell is not stored half-done
 
 
+def _kept_batches(db) -> int:
+    try:
+        with sqlite3.connect(db, timeout=1) as con:
+            return con.execute("SELECT COUNT(*) FROM shards").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow  # three subprocesses, ~40 s: CI runs it in make test-slow
+def test_ctrl_c_keeps_the_finished_batches_of_the_interrupted_cell(tmp_path):
+    """SIGINT in the middle of a cell of many batches: the batches it finished are kept, the
+    same command resumes after them, and the records equal an uninterrupted run's."""
+    args = [
+        "run", "--models", "cnn-pgd", "--attacks", "pgd", "--limit", "400", "--batch-size", "40",
+        "--no-figures",
+    ]  # fmt: skip
+    db = tmp_path / "r.sqlite"
+    cmd = [sys.executable, "-m", "advbench", *args, "--db", str(db), "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while _kept_batches(db) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    kept = _kept_batches(db)
+    assert 3 <= kept < 10 and _cells_done(db) == 0
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _kept_batches(db) == 0  # in the stored cell now
+    whole = tmp_path / "w"
+    assert main([*args, "--db", str(tmp_path / "w.sqlite"), "--out", str(whole)]) == 0
+    assert (tmp_path / "o/records.csv").read_text() == (whole / "records.csv").read_text()
+
+
 @pytest.mark.slow  # a subprocess or two, ~20 s: CI runs it in make test-slow
 def test_identical_runs_started_together_share_one_run_and_compute_each_cell_once(tmp_path):
     """Two processes, the same command, started together: one run in the database, every

@@ -278,9 +278,9 @@ def execute(
     ensemble's cell combines them (`advbench.engine.ensemble`); after a failed component, the
     later ones and the ensemble fail too (they would not know what is left) and run on resume.
     """
-    from advbench.engine import checks, claims, data, ensemble, graph, runner, zoo
+    from advbench.engine import batches, checks, claims, data, ensemble, graph, runner, zoo
     from advbench.engine.progress import training_task
-    from advbench.output import figures, metrics
+    from advbench.output import figures, metrics, shards
 
     test = data.read_test_set(p.dataset)
     n = min(p.limit or test.num_examples, test.num_examples)
@@ -342,6 +342,7 @@ def execute(
                             loaded,
                             runner.AttackSpec(spec.attack, spec.params, cell.seed),
                             sample,
+                            kept=batches.KeptBatches(store, run_id, model.name, spec.key),
                             batch_size=p.batch_size or model.hints.attack_batch_size,
                             on_progress=progress,
                             time_limit=limit,
@@ -384,6 +385,8 @@ def execute(
                         bars.remove_task(task)
                 where = position[(model.name, spec.key)]
                 store.save_cell(run_id, where, cell, records, keep_adversarial)
+                if cell.done:  # its kept batches are in the cell now
+                    shards.drop(store, run_id, model.name, spec.key)
                 if on_cell:
                     on_cell(cell)
         finally:

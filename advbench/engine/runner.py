@@ -9,7 +9,6 @@ ignore the image's content (`attacks_misclassified`) attack every row.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,13 @@ from advbench.contract.lazy_tf import tf
 from advbench.contract.model import Model
 from advbench.contract.steps import BatchInputs
 from advbench.engine import confirmation
+from advbench.engine.batches import (
+    KeptBatches,
+    Ticker,
+    interruptible,
+    run_within,
+    within,
+)
 from advbench.engine.driver import early_stopping_loop
 from advbench.engine.zoo import Loaded
 from advbench.errors import ModelError
@@ -126,23 +132,6 @@ class AttackSpec:
     seed: int
 
 
-class Ticker:
-    """The Python end of a step loop's per-step report (`driver.early_stopping_loop`'s
-    `tick`): the graph holds this object, whoever runs a batch points `to` at a callback and
-    sets `stop` to end the batch at its next step (Ctrl-C: `run_attack`)."""
-
-    def __init__(self) -> None:
-        self.to: Callable[[int, int], None] | None = None
-        self.stop = False
-
-    def __call__(self, step: Any, active: Any) -> np.int64:
-        if self.stop:
-            raise RuntimeError("advbench: batch stopped (interrupted)")
-        if self.to is not None:
-            self.to(int(step), int(active))
-        return np.int64(0)
-
-
 @dataclass
 class AttackGraph:
     """Placeholders and fetches of one attack, built once per (attack, parameters)."""
@@ -228,6 +217,7 @@ def run_attack(
     only: np.ndarray | None = None,
     time_limit: float | None = None,
     ticks: bool | None = None,
+    kept: KeptBatches | None = None,
 ) -> tuple[Records, float]:
     """Attack every planned row; return per-row records and the wall seconds of the attack.
 
@@ -237,7 +227,9 @@ def run_attack(
     run only on the images the earlier ones left robust. `time_limit` (seconds) ends a run
     that goes on longer in `CellTimeout`: TensorFlow cancels the batch at the deadline.
     `ticks` (default: with `on_progress`) builds the graph's loop with a per-step Python
-    report, which also lets Ctrl-C stop a long batch within a step.
+    report, which also lets Ctrl-C stop a long batch within a step. `kept` stores each
+    finished batch as it ends and hands back the ones an interrupted attempt finished (the
+    same rows in the same batches: bit-identical to an uninterrupted run).
     """
     if ticks is None:
         ticks = on_progress is not None
@@ -258,25 +250,34 @@ def run_attack(
     todo = np.flatnonzero(attacked)
     b = graph.inputs
     started = time.perf_counter()
+    carried = 0.0  # seconds of the batches kept from an interrupted attempt
     steps = max(int(spec.attack.iterations(spec.params) or 1), 1) if graph.ticker else 1
     for lo in range(0, len(todo), batch_size):
         sel = todo[lo : lo + batch_size]
         p = pos[sel]
         if graph.ticker is not None and on_progress is not None:
-            graph.ticker.to = _within(on_progress, lo, len(sel), steps, len(todo))
+            graph.ticker.to = within(on_progress, lo, len(sel), steps, len(todo))
         feed = {
             b.x: images[p],
             b.labels: labels[p],
             b.targets: np.where(target[sel] >= 0, target[sel], labels[p]),
             b.index: indices[p],
         }
-        fetches = [graph.final_x, graph.done_at, graph.pred, graph.confidence]
-        run = partial(_run_within, loaded.session, fetches, feed, started, time_limit)
-        out = run() if graph.ticker is None else _interruptible(run, graph.ticker)
+        number = lo // batch_size
+        out = kept.get(number, sel) if kept is not None else None
+        if out is None:
+            fetches = [graph.final_x, graph.done_at, graph.pred, graph.confidence]
+            run = partial(run_within, loaded.session, fetches, feed, started, time_limit)
+            began = time.perf_counter()
+            out = run() if graph.ticker is None else interruptible(run, graph.ticker)
+            if kept is not None:
+                kept.put(number, sel, out, time.perf_counter() - began)
+        else:
+            carried += kept.seconds(number)
         adversarial[sel], iterations[sel], adv_pred[sel], confidence[sel] = out
         if on_progress:
             on_progress(lo + len(sel), len(todo))
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started + carried
     delta = adversarial.astype(np.float64) - images[pos].astype(np.float64)
     records = Records(
         index=indices[pos].astype(np.int64),
@@ -294,63 +295,6 @@ def run_attack(
     records, _ = confirmation.confirm(loaded, records, spec.attack.is_targeted(spec.params))
     verify(spec, records)
     return records, seconds
-
-
-def _interruptible(run: Callable[[], Any], ticker: Ticker) -> Any:
-    """`run()` on a worker thread while this one waits in short slices: Ctrl-C reaches Python
-    at once (a thread blocked inside `session.run` would only see it when the batch ends),
-    sets `ticker.stop`, and the loop ends at its next step before KeyboardInterrupt goes on."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["out"] = run()
-        except BaseException as exc:  # handed to the waiting thread
-            box["error"] = exc
-
-    ticker.stop = False
-    worker = threading.Thread(target=work, name="advbench-batch", daemon=True)
-    try:  # from the start: an interrupt at any point must stop the worker's loop
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
-    except BaseException:
-        ticker.stop = True
-        if worker.is_alive():
-            worker.join(30.0)  # the next step raises; then the session is free again
-        raise
-    if "error" in box:
-        raise box["error"]
-    return box["out"]
-
-
-class CellTimeout(Exception):
-    """An attack ran past its cell's time limit (`advbench run --cell-timeout`)."""
-
-
-def _run_within(
-    session: Any, fetches: list[Any], feed: dict[Any, Any], started: float, limit: float | None
-) -> list[Any]:
-    """`session.run`, cancelled by TensorFlow when the time since `started` reaches `limit`."""
-    if limit is None:
-        return session.run(fetches, feed)
-    left = limit - (time.perf_counter() - started)
-    message = f"ran past its time limit of {limit:g} s (--cell-timeout)"
-    if left <= 0:
-        raise CellTimeout(message)
-    options = tf().compat.v1.RunOptions(timeout_in_ms=max(1, int(left * 1000)))
-    try:
-        return session.run(fetches, feed, options=options)
-    except tf().errors.DeadlineExceededError:
-        raise CellTimeout(message) from None
-
-
-def _within(
-    on_progress: Callable[[float, int], None], before: int, size: int, steps: int, total: int
-) -> Callable[[int, int], None]:
-    """A step report inside a batch as images done: the batch's `size` images count in
-    proportion to the steps run, after the `before` images of earlier batches."""
-    return lambda step, _active: on_progress(before + size * min(step, steps) / steps, total)
 
 
 def evaluate(

@@ -67,12 +67,7 @@ def joined(parts: list[Shard]) -> Records:
 
 def save(store: Any, run_id: str, model: str, key: str, number: int, shard: Shard) -> None:
     """Store one finished shard (replacing one stored before: a unit that ran twice)."""
-    with store.transaction() as db:
-        db.execute(
-            "INSERT OR REPLACE INTO shards (run_id, model, key, shard, payload)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (run_id, model, key, number, shard.pack()),
-        )
+    save_batch(store, run_id, model, key, number, shard.pack())
 
 
 def stored(store: Any, run_id: str) -> dict[tuple[str, str], dict[int, Shard]]:
@@ -92,3 +87,23 @@ def drop(store: Any, run_id: str, model: str, key: str) -> None:
         db.execute(
             "DELETE FROM shards WHERE run_id = ? AND model = ? AND key = ?", (run_id, model, key)
         )
+
+
+def save_batch(store: Any, run_id: str, model: str, key: str, number: int, blob: bytes) -> None:
+    """Keep one finished batch of an in-process run's cell (`engine.batches.KeptBatches`); the
+    same table as a distributed run's shards (a run is one or the other: its identity says)."""
+    with store.transaction() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO shards (run_id, model, key, shard, payload)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (run_id, model, key, number, blob),
+        )
+
+
+def stored_batches(store: Any, run_id: str, model: str, key: str) -> dict[int, bytes]:
+    """The kept batches of one cell: number → blob."""
+    rows = store.db.execute(
+        "SELECT shard, payload FROM shards WHERE run_id = ? AND model = ? AND key = ?",
+        (run_id, model, key),
+    ).fetchall()
+    return dict(rows)
