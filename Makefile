@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := plugins/examples/advbench-example/pyproject.toml
 
-.PHONY: run test test-slow test-cpu-paths lint checkpoints clean publish publish-worst-case publish-fashion bench
+.PHONY: run test test-slow test-cpu-paths lint checkpoints clean publish publish-worst-case publish-fashion bench bench-distributed
 
 $(STAMP): pyproject.toml $(EXAMPLE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,3 +87,8 @@ publish-fashion: $(STAMP)
 		--out reports/published-fashion-mnist-worst-case
 	gzip -nf reports/published-fashion-mnist/records.csv \
 		reports/published-fashion-mnist-worst-case/records.csv
+
+# A distributed run on this machine (README, "Runs beyond one machine"): a fixed grid in-process
+# vs on a local Dask cluster of two workers, the cost of one unit, Dask's own round trip.
+bench-distributed: $(STAMP)
+	$(BIN)/python -m advbench.lab.distributed_speed

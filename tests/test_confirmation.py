@@ -52,6 +52,10 @@ def test_deepfool_flips_hold_in_float64_and_when_fed_again(registry, mlp_loaded,
     )
     assert (alone != whole.label[rows[:60]]).all()
     assert not whole.unconfirmed.any()
+    # flip rate and adversarial accuracy tell the same story: an attacked row is misclassified
+    # exactly when it is flipped (a point within rounding of a tie is the label's)
+    a = whole.attacked
+    np.testing.assert_array_equal(whole.adv_pred[a] != whole.label[a], whole.flipped[a])
 
 
 class _Boaster(Attack):

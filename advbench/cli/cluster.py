@@ -38,11 +38,34 @@ def add_options(run: argparse.ArgumentParser) -> None:
         "run's identity, since each shard is a batch of its own",
     )
     run.add_argument(
+        "--resources",
+        metavar="NAME=N[,NAME=N]",
+        type=_resources,
+        default=None,
+        help="what each unit needs of a worker, e.g. GPU=1: only workers started with "
+        "`dask worker --resources GPU=1` take units, one per GPU at a time",
+    )
+    run.add_argument(
         "--plan",
         action="store_true",
         help="print the run's units with their estimated seconds (from the throughput stored "
         "in --db) and the wall time on 1 … 100 workers; run nothing",
     )
+
+
+def _resources(text: str) -> dict[str, float]:
+    """`GPU=1,MEMORY=8e9`: Dask worker resources a unit asks for."""
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = -1.0
+        if not sep or not name.strip() or not amount > 0:
+            raise argparse.ArgumentTypeError(f"expected NAME=N with N > 0, got {item!r}")
+        out[name.strip()] = amount
+    return out
 
 
 def scheduler(args: argparse.Namespace) -> str | None:
@@ -66,6 +89,8 @@ def connect(args: argparse.Namespace) -> Any:
     """A Dask client, or None for an in-process run."""
     if not distributed(args):
         return None
+    if args.resources and not scheduler(args):
+        raise AdvbenchError("--resources: only with --scheduler (a local cluster has none)")
     if args.workers and scheduler(args):
         raise AdvbenchError("--workers starts a local cluster; --scheduler joins one: not both")
     from advbench.engine import distributed as engine
@@ -109,6 +134,7 @@ def execute(
         shard_size=plan.shard_size,
         on_unit=on_unit,
         keep_adversarial=args.save_examples,
+        resources=args.resources,
     )
 
 

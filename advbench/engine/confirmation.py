@@ -11,9 +11,10 @@ attack's batch size), and the goal must hold with a margin:
 - untargeted: the best other class beats the true label by more than `tolerance(logits)`;
 - targeted: the target beats every other class by more than `tolerance(logits)`.
 
-A claim that fails is not a success: the row's iterations become 0 (not flipped) and its
-prediction is what the model says now; an untargeted row within the tolerance of a tie with
-its label is credited to the label (the model is not called fooled by a rounding error).
+A claim that fails is not a success: the row's iterations become 0 (not flipped). Every
+attacked row's prediction is what the model says when the image is fed again; an untargeted
+row within the tolerance of a tie with its label is credited to the label (the model is not
+called fooled by a rounding error), so flip rate and adversarial accuracy always agree.
 """
 
 from __future__ import annotations
@@ -63,25 +64,24 @@ def _logits(loaded: Loaded, images: np.ndarray) -> np.ndarray:
 
 
 def confirm(loaded: Loaded, records: Records, targeted: bool) -> tuple[Records, int]:
-    """`records` with every claimed success re-classified (module docstring), and how many
+    """`records` with every attacked row classified again (module docstring), and how many
     claims were withdrawn. Records without adversarial images (read back from a database) are
     returned unchanged."""
-    claimed = np.flatnonzero(records.flipped & records.attacked)
-    if not len(claimed) or records.adversarial.shape[1] == 0:
+    rows = np.flatnonzero(records.attacked)
+    if not len(rows) or records.adversarial.shape[1] == 0:
         return records, 0
-    z = _logits(loaded, records.adversarial[claimed])
-    goal = records.target[claimed] if targeted else records.label[claimed]
+    z = _logits(loaded, records.adversarial[rows])
+    goal = records.target[rows] if targeted else records.label[rows]
     margin = margins(z, goal, targeted)
     tol = tolerance(z)
-    kept = margin > tol
     adv_pred = records.adv_pred.copy()
-    adv_pred[claimed] = np.argmax(z, axis=1)
-    iterations = records.iterations.copy()
-    withdrawn = claimed[~kept]
-    iterations[withdrawn] = 0
+    adv_pred[rows] = np.argmax(z, axis=1)
     if not targeted:  # within the tolerance of a tie with the label: the label's
-        tie = claimed[(~kept) & (np.abs(margin) <= tol)]
+        tie = rows[np.abs(margin) <= tol]
         adv_pred[tie] = records.label[tie]
+    withdrawn = rows[records.flipped[rows] & ~(margin > tol)]
+    iterations = records.iterations.copy()
+    iterations[withdrawn] = 0
     unconfirmed = np.zeros(len(iterations), bool)
     unconfirmed[withdrawn] = True
     confirmed = replace(records, adv_pred=adv_pred, iterations=iterations, unconfirmed=unconfirmed)

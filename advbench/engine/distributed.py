@@ -102,6 +102,7 @@ def execute(
     on_cell: Callable[[Cell], None] | None = None,
     on_unit: Callable[[int, int], None] | None = None,
     keep_adversarial: bool = False,
+    resources: dict[str, float] | None = None,
 ) -> None:
     """Run every unit of the plan not yet stored in `run_id` on `client`'s workers (module)."""
     from distributed import as_completed
@@ -187,7 +188,13 @@ def execute(
                     for k in unit.after
                 ]
                 future = client.submit(
-                    units.run_unit, unit, files, *deps, key=unit.name, pure=False
+                    units.run_unit,
+                    unit,
+                    files,
+                    *deps,
+                    key=unit.name,
+                    pure=False,
+                    resources=resources,
                 )
                 submitted[(spec.key, i)] = future
                 futures[future] = (model, spec, i)
