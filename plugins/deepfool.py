@@ -38,6 +38,13 @@ class DeepFool(Attack):
     params = (
         Param("iterations", 50, "most steps", int, minimum=1),
         Param("overshoot", 0.02, "factor beyond the boundary", float, minimum=0.0),
+        Param(
+            "clip_each_step",
+            True,
+            "clip the accumulated perturbation to the pixel range after every step (as ART "
+            "does); false: accumulate unclipped steps and clip once (as Foolbox does)",
+            bool,
+        ),
         *CLIP_PARAMS,
     )
 
@@ -65,6 +72,8 @@ class DeepFool(Attack):
         n_j = t.gather(w_norm, j, batch_dims=1)
         r = ((f_j / n_j + 1e-4) / n_j)[:, None] * w_j
         r_tot = s.state[0] + r
+        if params["clip_each_step"]:  # the next linearisation is taken where the image is
+            r_tot = clip(s.x0 + r_tot, params) - s.x0
         return clip(s.x0 + (1.0 + params["overshoot"]) * r_tot, params), (r_tot,)
 
 
