@@ -296,6 +296,7 @@ def hostile_plugin(source: str, needle: str, mode: int) -> Callable[[Path], str 
         return (
             None
             if mine.get("adversarial_accuracy") == mine.get("clean_accuracy")
+            and mine.get("flip_rate") == 0
             else f"unflipped images counted as fooled: {mine}"
         )
 

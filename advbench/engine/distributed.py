@@ -33,11 +33,12 @@ from advbench.engine.run import (
     default_cell_timeout,
     new_cell,
     step_budget,
+    summarize_cell,
 )
 from advbench.errors import AdvbenchError
 from advbench.output import shards
 from advbench.output.checks import Check
-from advbench.output.records import Budget, Cell
+from advbench.output.records import Cell
 
 SCHEDULER_ENV = "ADVBENCH_SCHEDULER"
 CONNECT_TIMEOUT = "10s"
@@ -313,15 +314,7 @@ def _summary(
     spec: CellSpec, records: Any, seconds: float, parts: list[shards.Shard] | None, checks: bool
 ) -> Any:
     """The cell's metrics; its checks are the shards' counts summed over its attacked rows."""
-    from advbench.output import metrics
-
-    budget = None if spec.after is not None else spec.attack.threat_model(spec.params).budget
-    summary = metrics.summarize(
-        records,
-        seconds,
-        spec.attack.is_targeted(spec.params),
-        None if budget is None else Budget(*budget),
-    )
+    summary = summarize_cell(spec, records, seconds)
     if not checks or parts is None:
         return summary
     attacked = int(records.attacked.sum())

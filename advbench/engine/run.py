@@ -225,6 +225,23 @@ def default_cell_timeout(steps: int | None, clean_seconds: float) -> float:
     return min(600.0 + work, 12 * 3600.0)
 
 
+def summarize_cell(spec: CellSpec, records: Any, seconds: float) -> Any:
+    """The cell's metrics, at the budget it is reported at: none for an ensemble's component
+    (its accuracy is conditional on the earlier components, which it left alone), and the norm
+    of a minimum-norm attack (its robustness curve, `output.curves`)."""
+    from advbench.output import metrics
+
+    threat = spec.attack.threat_model(spec.params)
+    budget = threat.budget if spec.after is None else None
+    return metrics.summarize(
+        records,
+        seconds,
+        spec.attack.is_targeted(spec.params),
+        None if budget is None else Budget(*budget),
+        minimal_norm=threat.norm if threat.kind == "minimal" else None,
+    )
+
+
 def new_cell(
     p: Plan, model: str, spec: CellSpec, checkpoint: str, model_seed: int, versions: dict
 ) -> Cell:
@@ -280,7 +297,7 @@ def execute(
     """
     from advbench.engine import batches, checks, claims, data, ensemble, graph, runner, zoo
     from advbench.engine.progress import training_task
-    from advbench.output import figures, metrics, shards
+    from advbench.output import figures, shards
 
     test = data.read_test_set(p.dataset)
     n = min(p.limit or test.num_examples, test.num_examples)
@@ -352,17 +369,7 @@ def execute(
                             else ensemble.standing(store, run_id, model.name, spec, sample),
                         )
                     check_records(spec, records, loaded.spec.value_range)
-                    # a component's accuracy is conditional on the earlier components (it left
-                    # their images alone): not a robust accuracy, so reported at no budget
-                    budget = None
-                    if spec.after is None:
-                        budget = spec.attack.threat_model(spec.params).budget
-                    cell.summary = metrics.summarize(
-                        records,
-                        seconds,
-                        spec.attack.is_targeted(spec.params),
-                        None if budget is None else Budget(*budget),
-                    )
+                    cell.summary = summarize_cell(spec, records, seconds)
                     if p.checks and not spec.components:  # an ensemble: its components' checks
                         cell.summary = checks.with_cell_checks(
                             cell.summary, loaded, spec.attack, spec.params, cell.seed,

@@ -4,7 +4,8 @@
   with true and predicted labels, as the tutorials plot them, eight at a time;
 - `iterations-cdf.png`: the distribution (CDF) of iterations-to-flip of each iterative attack;
 - `accuracy-vs-iterations.png`: accuracy left after k attack steps (from iterations-to-flip);
-- `robust-accuracy-vs-eps.png`: robust accuracy against the budget, for sweeps.
+- `robust-accuracy-vs-eps.png`: robust accuracy against the budget, for sweeps;
+- `security-curves.png`: robust accuracy against ε from minimum-norm attacks' per-image norms.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from advbench.output import curves
 from advbench.output.records import Cell, Records
+
+CURVES = "security-curves.png"
 
 
 def pyplot():
@@ -185,6 +189,7 @@ def _render(cells: list[Cell], records: dict[int, Records], out: Path) -> list[s
         names.append(name)
     names += _cdf_and_curves(cells, records, out)
     names += _robust_vs_eps(cells, out)
+    names += draw_curves(curves.curves(cells, records), cells, out)
     return names
 
 
@@ -281,3 +286,45 @@ def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], path: Path, ti
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def draw_curves(found: list[curves.Curve], cells: list[Cell], out: Path) -> list[str]:
+    """`CURVES` (`output.curves`): one panel per norm, a line per curve, the fixed-ε cells
+    as points in the model's colour."""
+    if not found:
+        return []
+    plt = pyplot()
+    norms = sorted({c.norm for c in found})
+    fig, axes = plt.subplots(1, len(norms), figsize=(6 * len(norms), 4.2), squeeze=False)
+    colours = {m: f"C{i}" for i, m in enumerate(sorted({c.model for c in found}))}
+    for ax, norm in zip(axes[0], norms, strict=True):
+        mine = [c for c in found if c.norm == norm]
+        finite = [c.sizes[np.isfinite(c.sizes)] for c in mine]
+        top = max((float(f.max()) for f in finite if len(f)), default=1.0) * 1.05 or 1.0
+        grid = np.linspace(0.0, top, 400)
+        styles = {
+            k: ("-", "--", ":", "-.")[i % 4]
+            for i, k in enumerate(dict.fromkeys(c.cell for c in mine))
+        }
+        for c in mine:
+            ax.plot(
+                grid,
+                c.robust(grid),
+                color=colours[c.model],
+                linestyle=styles[c.cell],
+                label=f"{c.model} × {c.cell}",
+            )
+            for eps, acc, key in curves.points(cells, c.model, norm):
+                ax.plot([eps], [acc], "o", color=colours[c.model], markersize=5)
+                ax.annotate(key, (eps, acc), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(f"ε ({'L2' if norm == 'l2' else 'L∞'})")
+        ax.set_ylabel("robust accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("robust accuracy against ε", fontsize=10)
+    axes[0][0].set_title("lines: minimum-norm attacks; points: fixed-ε cells", fontsize=8)
+    fig.tight_layout()
+    _save(fig, out / CURVES)
+    plt.close(fig)
+    return [CURVES]

@@ -29,7 +29,11 @@ def _mean_or_none(values: np.ndarray, digits: int = 6) -> float | None:
 
 
 def summarize(
-    records: Records, seconds: float, targeted: bool = False, budget: Budget | None = None
+    records: Records,
+    seconds: float,
+    targeted: bool = False,
+    budget: Budget | None = None,
+    minimal_norm: str | None = None,
 ) -> Summary:
     """The cell's metrics, as they appear in results.json and the report tables.
 
@@ -72,4 +76,5 @@ def summarize(
         images_per_second=_round(n / seconds, 1) if seconds > 0 and n_attacked else None,
         targeted=goal,
         budget=budget,
+        minimal_norm=minimal_norm,
     )

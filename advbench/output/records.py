@@ -7,7 +7,11 @@ defined once, in `COLUMNS`: the SQL table, the database reader and records.csv d
 
 from __future__ import annotations
 
+import csv
+import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,11 +185,13 @@ class Summary:
     checks: tuple[Check, ...] = ()
     #: Did the attack's graph differentiate the model (None: not recorded)?
     uses_gradients: bool | None = None
+    #: A minimum-norm attack's norm: its per-image distances are minimal norms (a curve).
+    minimal_norm: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: the common metrics, then the targeted ones, then the budget (the
         order results.json has always had; absent groups are absent, not null)."""
-        late = ("targeted", "budget", "checks", "uses_gradients")
+        late = ("targeted", "budget", "checks", "uses_gradients", "minimal_norm")
         out = {k: v for k, v in asdict(self).items() if k not in late}
         if self.targeted is not None:
             out.update(asdict(self.targeted))
@@ -193,6 +199,8 @@ class Summary:
             out["budget"] = asdict(self.budget)
         if self.uses_gradients is not None:
             out["uses_gradients"] = self.uses_gradients
+        if self.minimal_norm is not None:
+            out["minimal_norm"] = self.minimal_norm
         if self.checks:
             out["checks"] = [c.to_dict() for c in self.checks]
         return out
@@ -227,6 +235,7 @@ class Summary:
             budget=budget,
             checks=tuple(Check.from_dict(c) for c in d.get("checks", ())),
             uses_gradients=d.get("uses_gradients"),
+            minimal_norm=d.get("minimal_norm"),
         )
 
 
@@ -301,3 +310,16 @@ class StoredRun:
             "models": self.models,
             "cells": [c.to_json() for c in self.cells],
         }
+
+
+def write_csv(path: Path, records: Iterable[tuple[Cell, Records]]) -> None:
+    """records.csv: one row per model × attack × image (× target), columns as `CSV_HEADER`
+    (a confidence that does not exist, on rows not attacked, is an empty field)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: no collisions
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_HEADER)
+        for cell, r in records:
+            n = len(r.index)
+            writer.writerows(zip([cell.model] * n, [cell.key] * n, *columns_of(r), strict=True))
+    os.replace(tmp, path)

@@ -6,7 +6,6 @@ run again without recomputing, and renders it exactly as `advbench run` did.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterable
@@ -15,8 +14,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from advbench.output import checks, ensemble
-from advbench.output.records import CSV_HEADER, Cell, Records, StoredRun, columns_of
+from advbench.output import checks, curves, ensemble
+from advbench.output.records import Cell, StoredRun, write_csv
 from advbench.output.worst_case import WorstCase, not_counted, worst_cases
 
 UNFINISHED = "- **unfinished**: the run stopped with {} cells stored; the same command resumes it"
@@ -242,12 +241,20 @@ def _ensemble_section(groups: list[ensemble.Ensemble], tablefmt: str) -> list[st
     ]
 
 
+CURVES_NOTE = (
+    "Robust accuracy at ε from the minimum-norm attacks' per-image norms (one run, the whole "
+    "curve; an upper bound, as every attack's number): correct and not broken within ε. "
+    "`security-curves.png` draws them with the fixed-ε cells of the same norm as points."
+)
+
+
 def markdown(
     run: StoredRun,
     fmt: str,
     figures: list[str],
     worst: list[WorstCase] | None = None,
     ensembles: list[ensemble.Ensemble] | None = None,
+    curve_rows: tuple[list[list[Any]], list[str]] | None = None,
 ) -> str:
     """report.md: settings, models, cells, worst cases, budgets, targeted results, parameters,
     pictures."""
@@ -307,6 +314,10 @@ def markdown(
             ),
             "",
         ]
+    if curve_rows:
+        rows, headers = curve_rows
+        lines += ["## Security evaluation curves", "", CURVES_NOTE, ""]
+        lines += [tabulate(rows, headers=headers, tablefmt=tablefmt), ""]
     targeted = [
         (c, c.summary.targeted)
         for c in run.cells
@@ -350,19 +361,6 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path: Path, records: Iterable[tuple[Cell, Records]]) -> None:
-    """records.csv: one row per model × attack × image (× target), columns as `CSV_HEADER`
-    (a confidence that does not exist, on rows not attacked, is an empty field)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: no collisions
-    with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(CSV_HEADER)
-        for cell, r in records:
-            n = len(r.index)
-            writer.writerows(zip([cell.model] * n, [cell.key] * n, *columns_of(r), strict=True))
-    os.replace(tmp, path)
-
-
 def results_json(run: StoredRun) -> dict[str, Any]:
     """results.json: the stored run, each done cell with every check that applies to it (the
     model's, its own, and the comparison with the run's other cells)."""
@@ -394,7 +392,9 @@ def render(
     _write_atomic(out / "results.json", json.dumps(doc, indent=2) + "\n")
     write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
     names = figures.render_all(run.cells, records, out) if pictures else []
-    _write_atomic(out / "report.md", markdown(run, "markdown", names, worst, groups))
+    found = curves.curves(run.cells, records)
+    curve_table = curves.table_rows(found) if found else None
+    _write_atomic(out / "report.md", markdown(run, "markdown", names, worst, groups, curve_table))
     if fmt == "latex":  # report.md stays Markdown; the cells' table also as a LaTeX file
         _write_atomic(out / "table.tex", table(run, "latex") + "\n")
     return run
