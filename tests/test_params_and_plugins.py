@@ -57,6 +57,7 @@ def test_builtins_register_through_the_hooks(registry):
         "fooling",
         "apgd",
         "fab",
+        "fmn",
         "autoattack",
     ]
     assert registry.info["mlp"].source == "builtin"

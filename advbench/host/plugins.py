@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.targeted",
     "advbench_plugins.apgd",
     "advbench_plugins.fab",
+    "advbench_plugins.fmn",
     "advbench_plugins.autoattack",
 )
 BUILTIN_NAMES = frozenset(m.removeprefix("advbench_plugins.") for m in BUILTIN_PLUGINS)
