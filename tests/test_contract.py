@@ -147,6 +147,7 @@ SLOW = {
     "fab iterations=30 minimal=true norm=2",
     "fab eps=0.1 iterations=30 restarts=2 target_rank=1",
     "cw-l2 binary_steps=3 iterations=60 target=5",
+    "fmn iterations=50 target=5",
 }
 
 

@@ -37,6 +37,7 @@ def test_fmn_l2_breaks_every_image_closer_than_deepfool_and_near_cw(l2):
     assert abs(ours - np.median(cw.l2[both])) <= 0.1 * np.median(cw.l2[both])
 
 
+@pytest.mark.slow  # FAB's minimal mode: ~10 s
 def test_fmn_linf_is_as_strong_as_fab_minimal(registry, mlp_loaded, sample):
     """L∞: every image broken, median L∞ no larger than FAB's minimal mode (measured on the
     first 200: 0.0353 vs 0.0369, FAB leaving 3 unbroken)."""
