@@ -73,7 +73,8 @@ class _ProbabilityAscent(Attack):
 
     def success(self, net: Network, logits, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
-        hit = beyond_tolerance(logits, s.targets, s.target_onehot, targeted=True)
+        onehot = t.one_hot(s.targets, t.shape(logits)[1], dtype=logits.dtype)
+        hit = beyond_tolerance(logits, s.targets, onehot, targeted=True)
         if params["confidence"] <= 0:
             return hit
         prob = t.gather(net.probabilities(s.x), s.targets, batch_dims=1)
