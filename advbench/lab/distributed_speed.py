@@ -10,6 +10,9 @@ each time, so nothing resumes), alternated so that the machine's drift falls on 
 3. Dask's own round trip for an empty task on a local cluster of two workers.
 
 Usage: python -m advbench.lab.distributed_speed [--limit N] [--repeats K]
+       python -m advbench.lab.distributed_speed --project results.json [results.json …]
+(`--project`: the grid of those stored runs on 1 … 100 workers, each unit costing its cell's
+seconds per image × its images, from the cells' own timings; nothing is run.)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 GRID = ["--models", "mlp,cnn", "--attacks", "fgsm,pgd,deepfool", "--no-figures", "--no-checks"]
 SMALL = 50  # images per unit in the overhead measurement
@@ -63,11 +67,44 @@ def empty_task_seconds(tasks: int = 200) -> float:
     return statistics.median(times)
 
 
+def project(paths: list[str], start: float = 0.0) -> str:
+    """The projection of stored runs' cells (their results.json) onto 1 … 100 workers, for
+    shards of 1,000 and 250 images; `start`: seconds each worker spends before its first unit
+    (TensorFlow's import, the models, the attack graphs)."""
+    import json
+
+    from advbench.engine.schedule import projection
+
+    cells = [
+        (c["seconds"], c["n"])
+        for path in paths
+        for c in json.loads(Path(path).read_text())["cells"]
+        if c.get("status", "done") == "done" and c.get("seconds")
+    ]
+    lines = [f"{len(cells)} cells, {sum(s for s, _ in cells):.0f} s of cells' time"]
+    for shard in (1000, 250):
+        costs = [s / -(-n // shard) for s, n in cells for _ in range(-(-n // shard))]
+        lines.append(f"shards of {shard}: {len(costs)} units, longest {max(costs):.0f} s")
+        for workers, wall, _ in projection(costs, (1, 2, 10, 100)):
+            lines.append(
+                f"  {workers:>3} workers: {wall + start:7.0f} s wall "
+                f"({(sum(costs) / (wall + start)):.1f}× one worker's {sum(costs):.0f} s)"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=1000, help="test images (default 1000)")
     parser.add_argument("--repeats", type=int, default=2, help="alternations (default 2)")
+    parser.add_argument("--project", nargs="+", metavar="RESULTS_JSON", help="project, not run")
+    parser.add_argument(
+        "--start", type=float, default=20.0, help="a worker's seconds before its first unit"
+    )
     args = parser.parse_args(argv)
+    if args.project:
+        print(project(args.project, args.start))
+        return 0
     modes = {
         "in-process": [],
         "--workers 2": ["--workers", "2"],
