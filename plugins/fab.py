@@ -251,11 +251,8 @@ class FAB(Attack):
     def reached(self, logits, labels, targets, params: Mapping[str, Any]):
         """bool [k]: is the point adversarial (the target reached, when targeted) by the
         engine's confirmation margin? FAB's points end next to the boundary by design."""
-        t = tf()
         targeted = self.is_targeted(params)
-        goal = targets if targeted else labels
-        onehot = t.one_hot(goal, t.shape(logits)[1], dtype=logits.dtype)
-        return beyond_tolerance(logits, goal, onehot, targeted)
+        return beyond_tolerance(logits, targets if targeted else labels, targeted)
 
     def restart(self, x, x0, index, i, radius, seed: int, params: Mapping[str, Any]):
         """At the start of each run after the first: a random point at radius/2 from x0

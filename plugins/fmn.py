@@ -122,7 +122,7 @@ class FastMinimumNorm(Attack):
             logits = net.logits(x)
             m = margin(logits, goal, onehot)
             loss = -m if targeted else m  # to descend: below zero is adversarial
-            adv = beyond_tolerance(logits, goal, onehot, targeted)
+            adv = beyond_tolerance(logits, goal, targeted)
             (grad,) = t.gradients(t.reduce_sum(loss), [delta])
             # only the pixels the descent can move: one at a bound of the pixel range that the
             # step would push further out stays put, and counts neither in the step's

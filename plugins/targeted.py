@@ -73,8 +73,7 @@ class _ProbabilityAscent(Attack):
 
     def success(self, net: Network, logits, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
-        onehot = t.one_hot(s.targets, t.shape(logits)[1], dtype=logits.dtype)
-        hit = beyond_tolerance(logits, s.targets, onehot, targeted=True)
+        hit = beyond_tolerance(logits, s.targets, targeted=True)
         if params["confidence"] <= 0:
             return hit
         prob = t.gather(net.probabilities(s.x), s.targets, batch_dims=1)

@@ -196,9 +196,7 @@ class Attack:
         within float32 rounding of the boundary is not yet a success, and the loop goes on,
         rather than stop there and have the engine withdraw the claim."""
         targeted = self.is_targeted(params)
-        goal = s.targets if targeted else s.labels
-        onehot = tf().one_hot(goal, tf().shape(logits)[1], dtype=logits.dtype)  # no spec needed
-        return beyond_tolerance(logits, goal, onehot, targeted)
+        return beyond_tolerance(logits, s.targets if targeted else s.labels, targeted)
 
     def build(self, net: Network, b: BatchInputs, params: Mapping[str, Any]) -> BatchOutputs | None:
         """The whole attack on a batch as graph ops, for attacks that are not a step loop.

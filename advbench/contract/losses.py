@@ -35,12 +35,13 @@ def margin(logits, classes, onehot):
 CONFIRM_RELATIVE = 1e-5
 
 
-def beyond_tolerance(logits, classes, onehot, targeted: bool):
+def beyond_tolerance(logits, classes, targeted: bool):
     """bool [k]: the goal holds by more than the engine's confirmation margin. Untargeted
     (`classes` the labels): some other class beats the label; targeted: the target beats every
     other class. An attack that stops at the first success and ends next to the boundary
     (DeepFool) uses this as its criterion, so that the engine never withdraws its claim."""
     t = tf()
+    onehot = t.one_hot(classes, t.shape(logits)[1], dtype=logits.dtype)  # width from the logits
     m = margin(logits, classes, onehot)
     tol = CONFIRM_RELATIVE * (1.0 + t.reduce_max(t.abs(logits), axis=1))
     return m > tol if targeted else -m > tol

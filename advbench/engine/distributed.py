@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from advbench.engine.run import (
 from advbench.errors import AdvbenchError
 from advbench.output import shards
 from advbench.output.checks import Check
-from advbench.output.records import Cell
+from advbench.output.records import Cell, Records
 
 SCHEDULER_ENV = "ADVBENCH_SCHEDULER"
 CONNECT_TIMEOUT = "10s"
@@ -293,20 +293,7 @@ def _earlier(
 
     ((_, records),) = _done(store, run_id, model, [key])
     inside = (records.index >= lo) & (records.index < hi)
-    rows = {f: getattr(records, f)[inside] for f in ("index", "label", "target", "clean_pred")}
-    part = replace(
-        records,
-        **rows,
-        adv_pred=records.adv_pred[inside],
-        attacked=records.attacked[inside],
-        iterations=records.iterations[inside],
-        l2=records.l2[inside],
-        linf=records.linf[inside],
-        confidence=records.confidence[inside],
-        adversarial=records.adversarial[inside],
-        component=records.component[inside],
-        unconfirmed=records.unconfirmed[inside],
-    )
+    part = Records(**{f.name: getattr(records, f.name)[inside] for f in fields(Records)})
     return shards.Shard(part, 0.0)
 
 
