@@ -4,6 +4,7 @@ databases migrate and render, and the iteration pictures span an attack's whole 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import sqlite3
@@ -14,6 +15,7 @@ from matplotlib.axes import Axes
 
 from advbench.cli import main
 from advbench.engine.run import CellSpec, step_budget
+from advbench.errors import AdvbenchError
 from advbench.output import figures, metrics, report
 from advbench.output.records import COLUMNS, CSV_HEADER, Budget, Cell, Records, Summary
 from advbench.output.results import SCHEMA_VERSION, Store, run_key
@@ -71,6 +73,9 @@ def _records() -> Records:
         linf=np.array([0.1, 0.1, 0.0]),
         confidence=np.array([0.875, 0.5, np.nan]),  # NaN: the row was not attacked
         adversarial=rng.random((3, 784), dtype=np.float32),
+        l1=np.array([6.25, 3.0, 0.0]),
+        l0=np.array([40, 12, 0], np.int64),
+        queries=np.array([120, 1000, -1], np.int64),  # -1: not counted (NULL)
     )
 
 
@@ -107,10 +112,42 @@ def test_one_column_mapping_round_trips_sql_records_csv(tmp_path):
     with (tmp_path / "records.csv").open() as fh:
         rows = list(csv.reader(fh))
     assert tuple(rows[0]) == CSV_HEADER
-    first = "mlp,pgd(eps=0.1),0,7,-1,7,3,True,True,7,1.5,0.1,0.875,"  # component: none
+    first = "mlp,pgd(eps=0.1),0,7,-1,7,3,True,True,7,1.5,0.1,0.875,,6.25,40,120"  # no component
     assert rows[1] == first.split(",")
     assert rows[3][CSV_HEADER.index("confidence")] == ""
     assert rows[3][CSV_HEADER.index("flipped")] == "False"
+    assert rows[3][CSV_HEADER.index("queries")] == ""
+
+
+def test_a_schema_6_cell_keeps_its_seal_and_reads_l1_l0_queries_as_unmeasured(tmp_path):
+    """Schema 7 added L1, L0 and queries: a cell sealed by schema 6 (without them) must still
+    pass its seal check after the migration, and read the new columns as not measured."""
+    path = tmp_path / "r.sqlite"
+    store = Store(path)
+    run_id = store.open_run("k" * 16, "advbench run", 0, "abc", {}, {}, reuse=False)[0]
+    cell = _cell(max_iterations=40)
+    store.save_cell(run_id, 0, cell, _records())
+    store.close()
+    with sqlite3.connect(path) as con:  # back to schema 6, sealed as schema 6 sealed
+        for column in ("l1", "l0", "queries"):
+            con.execute(f"ALTER TABLE records DROP COLUMN {column}")
+        old = [c.sql for c in COLUMNS if c.since < 7]
+        h = hashlib.sha256()
+        (summary,) = con.execute("SELECT summary FROM cells").fetchone()
+        h.update((summary or "null").encode())
+        for row in con.execute(f"SELECT row, {', '.join(old)} FROM records ORDER BY row"):
+            h.update(json.dumps(row).encode())
+        con.execute("UPDATE cells SET digest = ?", (h.hexdigest(),))
+        con.execute("PRAGMA user_version = 6")
+    store = Store(path)
+    back = store.records(cell.id)  # checks the seal
+    assert np.isnan(back.l1).all() and (back.l0 == -1).all() and (back.queries == -1).all()
+    np.testing.assert_array_equal(back.l2, _records().l2)
+    with sqlite3.connect(path) as con:  # and an edit after the migration is still caught
+        con.execute("UPDATE records SET l1 = 1.0 WHERE row = 0")
+    with pytest.raises(AdvbenchError, match="changed after it was stored"):
+        store.records(cell.id)
+    store.close()
 
 
 def test_an_old_schema_database_opens_resumes_and_renders(tmp_path):

@@ -98,3 +98,6 @@ class BatchOutputs:
     final_x: Any  # float32 [n, pixels] the adversarial images
     done_at: Any  # int32 [n] steps applied at success; 0 = never succeeded
     pred: Any  # int64 [n] prediction on final_x
+    #: int [n] model evaluations spent on each row (forward passes, a batch row counting one
+    #: per image): a query-only attack's cost, recorded and reported. None: not counted.
+    queries: Any = None

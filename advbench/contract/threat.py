@@ -25,8 +25,11 @@ from typing import Literal
 
 from advbench.errors import PluginError
 
-Norm = Literal["linf", "l2"]
-NORMS: tuple[Norm, ...] = ("linf", "l2")
+Norm = Literal["linf", "l2", "l1", "l0"]
+#: L0 counts the pixel values an attack changed (each channel of a pixel on its own).
+NORMS: tuple[Norm, ...] = ("linf", "l2", "l1", "l0")
+#: How reports write each norm.
+NORM_LABELS: dict[str, str] = {"linf": "L∞", "l2": "L2", "l1": "L1", "l0": "L0"}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from advbench.contract.lazy_tf import tf
 
-OUTPUTS = ("final_x", "done_at", "pred", "confidence")  # a batch's fetches, in order
+OUTPUTS = ("final_x", "done_at", "pred", "confidence", "queries")  # a batch's fetches, in order
 
 
 class KeptBatches:
@@ -43,6 +43,8 @@ class KeptBatches:
         found = self._kept.get(number)
         if found is None or not np.array_equal(found["rows"], rows):
             return None
+        if "queries" not in found:  # kept before queries were counted: none were
+            found["queries"] = np.full(len(rows), -1, np.int64)
         return [found[name] for name in OUTPUTS]
 
     def seconds(self, number: int) -> float:

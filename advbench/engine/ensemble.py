@@ -25,7 +25,7 @@ import numpy as np
 from advbench.contract.attack import Attack
 from advbench.contract.dataset import ImageSpec
 from advbench.errors import AdvbenchError, ParamError
-from advbench.output.records import Cell, Records
+from advbench.output.records import DISTANCES, Cell, Records
 
 if TYPE_CHECKING:
     from advbench.engine.runner import Sample
@@ -178,7 +178,9 @@ def combine_parts(parts: Sequence[tuple[Cell | None, Records]], sample: Sample) 
     component = np.full(n, -1, np.int64)
     adv_pred = sample.clean_pred.astype(np.int64).copy()
     iterations = np.zeros(n, np.int32)
-    l2, linf = np.zeros(n), np.zeros(n)
+    dist = (
+        {name: np.zeros(n, getattr(parts[0][1], name).dtype) for name in DISTANCES} if parts else {}
+    )
     confidence = np.full(n, np.nan)
     attacked = np.zeros(n, bool)
     shown: list[tuple[int, int, np.ndarray, np.ndarray | None]] = []  # (position, k, adv, orig)
@@ -190,8 +192,9 @@ def combine_parts(parts: Sequence[tuple[Cell | None, Records]], sample: Sample) 
         last = np.flatnonzero(rec.attacked & alive)
         if with_images:
             adversarial[pos[last]] = rec.adversarial[last]
-        adv_pred[pos[last]], l2[pos[last]] = rec.adv_pred[last], rec.l2[last]
-        linf[pos[last]], confidence[pos[last]] = rec.linf[last], rec.confidence[last]
+        adv_pred[pos[last]], confidence[pos[last]] = rec.adv_pred[last], rec.confidence[last]
+        for name, values in dist.items():
+            values[pos[last]] = getattr(rec, name)[last]
         # broken here: the first of its rows that left the label
         left = np.flatnonzero(rec.attacked & alive & (rec.adv_pred != rec.label))
         images, first = np.unique(pos[left], return_index=True)
@@ -200,7 +203,8 @@ def combine_parts(parts: Sequence[tuple[Cell | None, Records]], sample: Sample) 
         if with_images:
             adversarial[images] = rec.adversarial[rows]
         adv_pred[images], confidence[images] = rec.adv_pred[rows], rec.confidence[rows]
-        l2[images], linf[images] = rec.l2[rows], rec.linf[rows]
+        for name, values in dist.items():
+            values[images] = getattr(rec, name)[rows]
         # a row that left the label without the component's own success (a targeted component
         # that missed its target) still broke the image: it counts as flipped, at step >= 1
         iterations[images] = np.maximum(rec.iterations[rows], 1)
@@ -217,11 +221,10 @@ def combine_parts(parts: Sequence[tuple[Cell | None, Records]], sample: Sample) 
         adv_pred=adv_pred,
         attacked=attacked,
         iterations=iterations,
-        l2=l2,
-        linf=linf,
         confidence=confidence,
         adversarial=adversarial,  # from a database: none (each component keeps its examples)
         component=component,
+        **dist,
     )
     first8 = sorted(shown, key=lambda s: s[0])[:8]
     cells = [c for c, _ in parts if c is not None]

@@ -32,7 +32,7 @@ from advbench.engine.batches import (
 from advbench.engine.driver import early_stopping_loop
 from advbench.engine.zoo import Loaded
 from advbench.errors import ModelError
-from advbench.output.records import Records
+from advbench.output.records import Records, distances
 
 DEFAULT_BATCH = 10000
 
@@ -79,8 +79,9 @@ def verify(spec: AttackSpec, records: Records) -> None:
     same tolerance as the conformance kit).
     """
     threat = spec.attack.threat_model(spec.params)
-    for norm, distances, slack in (("linf", records.linf, 1e-6), ("l2", records.l2, 1e-4)):
-        bound = threat.bound(norm)
+    slacks = {"linf": 1e-6, "l2": 1e-4, "l1": 1e-3, "l0": 0.0}
+    for norm, slack in slacks.items():
+        distances, bound = getattr(records, norm), threat.bound(norm)
         if bound is None or not len(distances):
             continue
         over = distances > bound + slack
@@ -141,6 +142,7 @@ class AttackGraph:
     done_at: Any
     pred: Any
     confidence: Any
+    queries: Any  # int64 [n] model evaluations per row; -1 where the attack does not count
     ticker: Ticker | None = None  # per-step reports from inside the loop (progress bars)
 
 
@@ -166,7 +168,11 @@ def build_attack_graph(loaded: Loaded, spec: AttackSpec, ticks: bool = False) ->
         probs = loaded.network.probabilities(out.final_x)
         which = b.targets if attack.is_targeted(params) else out.pred
         confidence = t.gather(probs, which, batch_dims=1)
-    return AttackGraph(b, out.final_x, out.done_at, out.pred, confidence, ticker)
+        if out.queries is None:
+            queries = t.fill(t.shape(out.done_at), t.constant(-1, t.int64))
+        else:
+            queries = t.cast(out.queries, t.int64)
+    return AttackGraph(b, out.final_x, out.done_at, out.pred, confidence, queries, ticker)
 
 
 def plan_rows(
@@ -247,6 +253,7 @@ def run_attack(
     adv_pred = clean_pred[pos].copy()
     iterations = np.zeros(rows, np.int32)
     confidence = np.full(rows, np.nan, np.float64)
+    queries = np.full(rows, -1, np.int64)
     todo = np.flatnonzero(attacked)
     b = graph.inputs
     started = time.perf_counter()
@@ -266,7 +273,7 @@ def run_attack(
         number = lo // batch_size
         out = kept.get(number, sel) if kept is not None else None
         if out is None:
-            fetches = [graph.final_x, graph.done_at, graph.pred, graph.confidence]
+            fetches = [graph.final_x, graph.done_at, graph.pred, graph.confidence, graph.queries]
             run = partial(run_within, loaded.session, fetches, feed, started, time_limit)
             began = time.perf_counter()
             out = run() if graph.ticker is None else interruptible(run, graph.ticker)
@@ -274,11 +281,10 @@ def run_attack(
                 kept.put(number, sel, out, time.perf_counter() - began)
         else:
             carried += kept.seconds(number)
-        adversarial[sel], iterations[sel], adv_pred[sel], confidence[sel] = out
+        adversarial[sel], iterations[sel], adv_pred[sel], confidence[sel], queries[sel] = out
         if on_progress:
             on_progress(lo + len(sel), len(todo))
     seconds = time.perf_counter() - started + carried
-    delta = adversarial.astype(np.float64) - images[pos].astype(np.float64)
     records = Records(
         index=indices[pos].astype(np.int64),
         label=labels[pos].astype(np.int64),
@@ -287,10 +293,10 @@ def run_attack(
         adv_pred=adv_pred.astype(np.int64),
         attacked=attacked,
         iterations=iterations,
-        l2=np.sqrt(np.sum(delta * delta, axis=1)),
-        linf=np.max(np.abs(delta), axis=1) if rows else np.zeros(0),
         confidence=confidence,
         adversarial=adversarial,
+        queries=queries,
+        **distances(adversarial, images[pos]),
     )
     records, _ = confirmation.confirm(loaded, records, spec.attack.is_targeted(spec.params))
     verify(spec, records)

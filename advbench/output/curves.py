@@ -15,10 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from advbench.contract.threat import NORM_LABELS
 from advbench.output.records import Cell, Records
 
 #: The ε at which report.md tabulates each curve, per norm (MNIST-scale pixels in [0, 1]).
-TABLE_EPS = {"l2": (0.5, 1.0, 1.5, 2.0, 3.0), "linf": (0.05, 0.1, 0.2, 0.3)}
+TABLE_EPS = {
+    "l2": (0.5, 1.0, 1.5, 2.0, 3.0),
+    "linf": (0.05, 0.1, 0.2, 0.3),
+    "l1": (2.0, 5.0, 10.0, 20.0),
+    "l0": (5.0, 10.0, 20.0, 50.0),
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,9 @@ def curves(cells: list[Cell], records: dict[int, Records]) -> list[Curve]:
         if not c.done or s is None or s.minimal_norm is None or s.targeted is not None:
             continue
         r = records[c.id]
-        distance = r.l2 if s.minimal_norm == "l2" else r.linf
+        distance = getattr(r, s.minimal_norm).astype(np.float64)
+        if np.isnan(distance).any() or (distance < 0).any():
+            continue  # stored before this norm was measured
         size = np.where(r.flipped, distance, np.inf)
         size = np.where(r.clean_pred == r.label, size, 0.0)
         out.append(Curve(c.model, c.key, s.minimal_norm, np.sort(size)))
@@ -73,6 +81,6 @@ def table_rows(found: list[Curve]) -> tuple[list[list[object]], list[str]]:
     rows = []
     for c in found:
         at = {e: f"{c.robust(e):.4f}" for e in TABLE_EPS[c.norm]}
-        norm = "L2" if c.norm == "l2" else "L∞"
+        norm = NORM_LABELS[c.norm]
         rows.append([c.model, c.cell, norm, *(at.get(e, "") for e in columns), f"{c.median():.3g}"])
     return rows, ["model", "attack", "norm", *(f"ε {e:g}" for e in columns), "median norm"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from advbench.contract.threat import NORM_LABELS
 from advbench.output import curves
 from advbench.output.records import Cell, Records
 
@@ -247,9 +248,7 @@ def _robust_vs_eps(cells: list[Cell], out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for (model, attack, norm), points in sorted(sweeps.items()):
         eps, acc = zip(*points, strict=True)
-        ax.plot(
-            eps, acc, marker="o", label=f"{model} × {attack} ({'L∞' if norm == 'linf' else 'L2'})"
-        )
+        ax.plot(eps, acc, marker="o", label=f"{model} × {attack} ({NORM_LABELS[norm]})")
     ax.set_xlabel("eps")
     ax.set_ylabel("robust accuracy")
     ax.set_ylim(-0.02, 1.02)
@@ -317,7 +316,7 @@ def draw_curves(found: list[curves.Curve], cells: list[Cell], out: Path) -> list
             for eps, acc, key in curves.points(cells, c.model, norm):
                 ax.plot([eps], [acc], "o", color=colours[c.model], markersize=5)
                 ax.annotate(key, (eps, acc), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel(f"ε ({'L2' if norm == 'l2' else 'L∞'})")
+        ax.set_xlabel(f"ε ({NORM_LABELS[norm]})")
         ax.set_ylabel("robust accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from advbench.output.records import Budget, IterationStats, Records, Summary, Targeted
+from advbench.output.records import (
+    Budget,
+    IterationStats,
+    QueryStats,
+    Records,
+    Summary,
+    Targeted,
+)
 
 
 def _round(value: float, digits: int = 6) -> float:
@@ -28,6 +35,30 @@ def _mean_or_none(values: np.ndarray, digits: int = 6) -> float | None:
     return _round(np.mean(values), digits) if len(values) else None
 
 
+def _measured(values: np.ndarray, missing: np.ndarray) -> dict[str, float | None]:
+    """Mean and median of a distance over the flipped rows, None where any row of them was
+    stored before the distance was measured (`missing`) or none flipped."""
+    if not len(values) or missing.any():
+        return {"mean": None, "median": None}
+    return {"mean": _round(np.mean(values)), "median": _round(np.median(values))}
+
+
+def query_stats(records: Records) -> QueryStats | None:
+    """Model evaluations per attacked row, when the attack counted them (else None)."""
+    counted = records.attacked & (records.queries >= 0)
+    if not counted.any():
+        return None
+    q = records.queries[counted]
+    flipped = records.queries[counted & records.flipped]
+    return QueryStats(
+        mean=_round(np.mean(q), 1),
+        median=_round(np.median(q), 1),
+        p90=_round(np.percentile(q, 90), 1),
+        max=int(np.max(q)),
+        median_flipped=_round(np.median(flipped), 1) if len(flipped) else None,
+    )
+
+
 def summarize(
     records: Records,
     seconds: float,
@@ -41,6 +72,8 @@ def summarize(
     true label (untargeted) or became the target (targeted, then also `success_rate`).
     """
     first = np.unique(records.index, return_index=True)[1]
+    l1 = _measured(records.l1[records.flipped], np.isnan(records.l1[records.flipped]))
+    l0 = _measured(records.l0[records.flipped], records.l0[records.flipped] < 0)
     n = len(first)
     attacked, flipped = records.attacked, records.flipped
     n_attacked, n_flipped = int(attacked.sum()), int(flipped.sum())
@@ -77,4 +110,9 @@ def summarize(
         targeted=goal,
         budget=budget,
         minimal_norm=minimal_norm,
+        mean_l1=l1["mean"],
+        median_l1=l1["median"],
+        mean_l0=l0["mean"],
+        median_l0=l0["median"],
+        queries=query_stats(records),
     )

@@ -44,17 +44,48 @@ class Records:
     # Rows whose claimed success the engine withdrew when it classified the image again
     # (`advbench.engine.confirmation`); known only to the process that ran the attack.
     unconfirmed: np.ndarray | None = field(default=None, repr=False)
+    l1: np.ndarray | None = None  # ‖x_adv − x‖₁; NaN where not measured (stored before schema 7)
+    l0: np.ndarray | None = None  # pixel values changed; -1 where not measured (before schema 7)
+    # Model evaluations the attack spent on the row (a query-only attack's cost); -1 where the
+    # attack does not count them.
+    queries: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.index)
         if self.component is None:
-            self.component = np.full(len(self.index), -1, np.int64)
+            self.component = np.full(n, -1, np.int64)
         if self.unconfirmed is None:
-            self.unconfirmed = np.zeros(len(self.index), bool)
+            self.unconfirmed = np.zeros(n, bool)
+        if self.l1 is None:
+            self.l1 = np.full(n, np.nan)
+        if self.l0 is None:
+            self.l0 = np.full(n, -1, np.int64)
+        if self.queries is None:
+            self.queries = np.full(n, -1, np.int64)
 
     @property
     def flipped(self) -> np.ndarray:
         """Attacked rows that reached the attack's goal within its budget."""
         return self.iterations > 0
+
+
+#: The distances every row records, named as `Records` and the threat models' norms name them.
+DISTANCES = ("l2", "linf", "l1", "l0")
+
+
+def distances(adversarial: np.ndarray, originals: np.ndarray) -> dict[str, np.ndarray]:
+    """Each row's distance from its original in every norm of `DISTANCES`, in float64 (L0:
+    how many pixel values differ at all)."""
+    delta = adversarial.astype(np.float64) - originals.astype(np.float64)
+    rows = len(delta)
+    if not rows:
+        return {"l2": np.zeros(0), "linf": np.zeros(0), "l1": np.zeros(0), "l0": np.zeros(0, int)}
+    return {
+        "l2": np.sqrt(np.sum(delta * delta, axis=1)),
+        "linf": np.max(np.abs(delta), axis=1),
+        "l1": np.sum(np.abs(delta), axis=1),
+        "l0": np.count_nonzero(delta, axis=1).astype(np.int64),
+    }
 
 
 @dataclass(frozen=True)
@@ -67,6 +98,9 @@ class Column:
     dtype: Any  # numpy dtype of the array read back
     derived: bool = False  # a `Records` property: stored for readers of the table, not read back
     null: Any = None  # the in-memory value that NULL stands for (None: NaN, float columns)
+    #: The schema version that added the column: a cell sealed before it has NULL there, and
+    #: its seal (`advbench.output.integrity`) covers the column only where it holds a value.
+    since: int = 0
 
     @property
     def nullable(self) -> bool:
@@ -105,6 +139,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("linf", "linf", "REAL NOT NULL", np.float64),
     Column("confidence", "confidence", "REAL", np.float64),
     Column("component", "component", "INTEGER", np.int64, null=-1),
+    Column("l1", "l1", "REAL", np.float64, since=7),
+    Column("l0", "l0", "INTEGER", np.int64, null=-1, since=7),
+    Column("queries", "queries", "INTEGER", np.int64, null=-1, since=7),
 )
 CSV_HEADER = ("model", "attack", *(c.name for c in COLUMNS))
 SQL_COLUMNS = ", ".join(c.sql for c in COLUMNS)
@@ -145,6 +182,23 @@ class IterationStats:
 
 
 @dataclass(frozen=True)
+class QueryStats:
+    """Model evaluations per attacked row: what a query-only attack's result cost."""
+
+    mean: float
+    median: float
+    p90: float
+    max: int
+    #: Median over the rows the attack broke: the queries a success took.
+    median_flipped: float | None
+
+
+#: Summary figures results.json shows only when measured (cells stored before schema 7 and
+#: cells where nothing flipped have none).
+SPARSE_NORMS = ("mean_l1", "median_l1", "mean_l0", "median_l0")
+
+
+@dataclass(frozen=True)
 class Targeted:
     """What only targeted cells report."""
 
@@ -180,6 +234,14 @@ class Summary:
     seconds: float
     images_per_second: float | None
     targeted: Targeted | None = None
+    #: L1 and L0 distances of the flipped rows (None: nothing flipped, or stored before
+    #: schema 7 measured them).
+    mean_l1: float | None = None
+    median_l1: float | None = None
+    mean_l0: float | None = None
+    median_l0: float | None = None
+    #: Model evaluations per attacked row, for attacks that count them (query-only attacks).
+    queries: QueryStats | None = None
     budget: Budget | None = None
     #: The cell's own indicators of attack failure (advbench.output.checks), as measured.
     checks: tuple[Check, ...] = ()
@@ -191,8 +253,12 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: the common metrics, then the targeted ones, then the budget (the
         order results.json has always had; absent groups are absent, not null)."""
-        late = ("targeted", "budget", "checks", "uses_gradients", "minimal_norm")
+        late = ("targeted", "budget", "checks", "uses_gradients", "minimal_norm", "queries")
+        late += SPARSE_NORMS
         out = {k: v for k, v in asdict(self).items() if k not in late}
+        out.update({k: getattr(self, k) for k in SPARSE_NORMS if getattr(self, k) is not None})
+        if self.queries is not None:
+            out["queries"] = asdict(self.queries)
         if self.targeted is not None:
             out.update(asdict(self.targeted))
         if self.budget is not None:
@@ -236,6 +302,8 @@ class Summary:
             checks=tuple(Check.from_dict(c) for c in d.get("checks", ())),
             uses_gradients=d.get("uses_gradients"),
             minimal_norm=d.get("minimal_norm"),
+            **{k: d.get(k) for k in SPARSE_NORMS},
+            queries=QueryStats(**d["queries"]) if d.get("queries") else None,
         )
 
 

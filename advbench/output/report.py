@@ -14,7 +14,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from advbench.output import checks, curves, ensemble
+from advbench.output import checks, curves, ensemble, measures
 from advbench.output.records import Cell, StoredRun, write_csv
 from advbench.output.worst_case import WorstCase, not_counted, worst_cases
 
@@ -241,6 +241,27 @@ def _ensemble_section(groups: list[ensemble.Ensemble], tablefmt: str) -> list[st
     ]
 
 
+def targeted_section(run: StoredRun, tablefmt: str) -> list[str]:
+    """report.md's "Targeted attacks" section (none when no cell is targeted)."""
+    targeted = [(c, c.summary.targeted) for c in run.cells if c.summary and c.summary.targeted]
+    if not targeted:
+        return []
+    rows = [
+        [
+            c.model,
+            c.key,
+            c.summary.attacked,
+            fmt_value(t.success_rate),
+            fmt_value(t.mean_target_confidence),
+            " ".join(f"{k}:{v:.2f}" for k, v in t.per_target.items()),
+        ]
+        for c, t in targeted
+    ]
+    headers = ("model", "attack", "rows", "success to target", "mean target confidence")
+    headers += ("success by target class",)
+    return ["## Targeted attacks", "", tabulate(rows, headers=headers, tablefmt=tablefmt), ""]
+
+
 CURVES_NOTE = (
     "Robust accuracy at ε from the minimum-norm attacks' per-image norms (one run, the whole "
     "curve; an upper bound, as every attack's number): correct and not broken within ε. "
@@ -318,39 +339,11 @@ def markdown(
         rows, headers = curve_rows
         lines += ["## Security evaluation curves", "", CURVES_NOTE, ""]
         lines += [tabulate(rows, headers=headers, tablefmt=tablefmt), ""]
-    targeted = [
-        (c, c.summary.targeted)
-        for c in run.cells
-        if c.summary is not None and c.summary.targeted is not None
-    ]
-    if targeted:
-        lines += [
-            "## Targeted attacks",
-            "",
-            tabulate(
-                [
-                    [
-                        c.model,
-                        c.key,
-                        c.summary.attacked,
-                        fmt_value(t.success_rate),
-                        fmt_value(t.mean_target_confidence),
-                        " ".join(f"{k}:{v:.2f}" for k, v in t.per_target.items()),
-                    ]
-                    for c, t in targeted
-                ],
-                headers=(
-                    "model",
-                    "attack",
-                    "rows",
-                    "success to target",
-                    "mean target confidence",
-                    "success by target class",
-                ),
-                tablefmt=tablefmt,
-            ),
-            "",
-        ]
+    lines += targeted_section(run, tablefmt)
+    found = measures.rows(run.cells)
+    if found:
+        lines += ["## Sparse distances and queries", "", measures.NOTE, ""]
+        lines += [tabulate(found, headers=measures.HEADERS, tablefmt=tablefmt), ""]
     lines += ["## Parameters", ""]
     for c in run.cells:  # seed: the one used (a -1 default takes the run's)
         shown = {**c.params, "seed": c.seed} if "seed" in c.params else c.params

@@ -11,9 +11,9 @@ import hashlib
 import json
 import sqlite3
 
-from advbench.output.records import RECORDS_TABLE
+from advbench.output.records import COLUMNS, RECORDS_TABLE
 
-SCHEMA_VERSION = 6  # PRAGMA user_version; 0 is the schema before versions were recorded
+SCHEMA_VERSION = 7  # PRAGMA user_version; 0 is the schema before versions were recorded
 #: The dataset of every run and cell stored before datasets had names (schema 2 and older).
 LEGACY_DATASET = "mnist"
 #: Every adversarial image of a cell (`--save-examples`): one compressed array per cell.
@@ -143,6 +143,14 @@ def _migrate_5_to_6(db: sqlite3.Connection) -> None:
     db.execute(SHARDS_TABLE)
 
 
+def _migrate_6_to_7(db: sqlite3.Connection) -> None:
+    """Records gain their L1 and L0 distances and the model queries an attack spent; rows
+    stored before read them as not measured (NULL)."""
+    for c in COLUMNS:
+        if c.since == 7:
+            db.execute(f"ALTER TABLE records ADD COLUMN {c.sql} {c.sql_type}")
+
+
 MIGRATIONS = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
@@ -150,4 +158,5 @@ MIGRATIONS = {
     3: _migrate_3_to_4,
     4: _migrate_4_to_5,
     5: _migrate_5_to_6,
+    6: _migrate_6_to_7,
 }  # k to k + 1

@@ -54,7 +54,9 @@ class Shard:
     def unpack(cls, blob: bytes) -> Shard:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            records = Records(**{f.name: z[f.name] for f in fields(Records)})
+            # a shard kept before a field existed (schema 6: no L1, L0, queries) reads it unmeasured
+            kept = {f.name: z[f.name] for f in fields(Records) if f.name in z.files}
+            records = Records(**kept)
         return cls(records, meta["seconds"], meta["counts"], meta["uses_gradients"], meta["worker"])
 
 
