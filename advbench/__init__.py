@@ -16,6 +16,7 @@ from advbench.contract.attack import (
     SEED_PARAM,
     Attack,
     Component,
+    QueryCost,
     clip,
     target_param,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "Param",
     "ParamError",
     "PluginError",
+    "QueryCost",
     "Split",
     "StepInputs",
     "ThreatModel",

@@ -27,6 +27,7 @@ from advbench import (
     Attack,
     Network,
     Param,
+    QueryCost,
     StepInputs,
     ThreatModel,
     clip,
@@ -63,6 +64,11 @@ class Square(Attack):
 
     def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
         return ThreatModel.bounded("linf", params["eps"])
+
+    def query_cost(self, params: Mapping[str, Any]) -> QueryCost:
+        """The start's scores, then one proposal per step (the accepted point's scores travel
+        in the state)."""
+        return QueryCost(1, 1)
 
     def initial(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         t = tf()

@@ -59,6 +59,7 @@ def test_builtins_register_through_the_hooks(registry):
         "fab",
         "fmn",
         "autoattack",
+        "spsa",
     ]
     assert registry.info["mlp"].source == "builtin"
     assert registry.info["ifgsm"].attacks == ["ifgsm"]

@@ -55,6 +55,19 @@ def target_param(default: str = "none", allow_none: bool = True) -> Param:
     )
 
 
+class QueryCost(NamedTuple):
+    """The model evaluations a step-loop attack spends on each image (`Attack.query_cost`).
+
+    `start`: before the first step (scoring the starting point); `per_step`: every step, its
+    proposals and the new point's scores (what the success check reads) included. The driver
+    charges a row `start + per_step × steps it took`: a row is not charged for the step the
+    batched loop computes alongside its success and throws away, which a one-image attacker
+    would never have queried."""
+
+    start: int
+    per_step: int
+
+
 class Component(NamedTuple):
     """One attack of an ensemble: its label in the ensemble's cell keys (`apgd-ce`), the
     registered attack that runs it and that attack's parameter overrides (text, as `--set`)."""
@@ -175,6 +188,16 @@ class Attack:
         it had scored) and can carry them in its state: returning them here saves the driver
         one forward pass per step, half of such an attack's work."""
         return net.logits(s.x)
+
+    def query_cost(self, params: Mapping[str, Any]) -> QueryCost | None:
+        """The forward passes each step spends on an image, for a step-loop attack that counts
+        its queries (a score- or decision-based attack, whose cost is its queries).
+
+        None (the default): not counted. The count must be every model evaluation the attack
+        needs, the success check's included: with the default `logits_of` that is one more
+        per step (and one at the start); an attack that carries its logits in its state
+        (`square`) already paid for them."""
+        return None
 
     def components(self, params: Mapping[str, Any]) -> list[Component] | None:
         """An ensemble's attacks, in the order they run (None: this is a single attack).

@@ -139,7 +139,18 @@ def early_stopping_loop(
         t.cast(t.stack([n]), t.int32),
     )
     done_at = t.scatter_nd(ta_pos.concat()[:, None], ta_it.concat(), t.stack([n]))
-    return BatchOutputs(final_x, done_at, pred_out)
+    return BatchOutputs(final_x, done_at, pred_out, _queries(attack, params, done_at, i_end))
+
+
+def _queries(attack: Attack, params: Mapping[str, Any], done_at, i_end):
+    """int64 [n] per row: the attack's `query_cost` over the steps each row took (its flip
+    step, or every step the loop ran), or None when the attack does not count queries."""
+    cost = attack.query_cost(params)
+    if cost is None:
+        return None
+    t = tf()
+    steps = t.cast(t.where(done_at > 0, done_at, t.fill(t.shape(done_at), i_end)), t.int64)
+    return cost.start + cost.per_step * steps
 
 
 def _record(i, won, pos, x, pred, ta_pos, ta_x, ta_it, ta_pred):

@@ -57,6 +57,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.fab",
     "advbench_plugins.fmn",
     "advbench_plugins.autoattack",
+    "advbench_plugins.spsa",
 )
 BUILTIN_NAMES = frozenset(m.removeprefix("advbench_plugins.") for m in BUILTIN_PLUGINS)
 ENTRY_POINT_GROUP = "advbench"
