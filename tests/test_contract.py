@@ -60,6 +60,7 @@ ATTACKS = [
     ("cw-l2", {"target": "5", "binary_steps": "3", "iterations": "60"}, 0.8),
     ("square", {"iterations": "300"}, 0.9),
     ("spsa", {"iterations": "30", "samples": "32"}, 0.85),  # 0.878 measured
+    ("hopskipjump", {"iterations": "2", "max_eval": "100"}, 0.99),
     ("targeted", {}, 0.1),
     ("fooling", {"samples": "3"}, 0.05),
 ]

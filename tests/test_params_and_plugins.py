@@ -60,6 +60,7 @@ def test_builtins_register_through_the_hooks(registry):
         "fmn",
         "autoattack",
         "spsa",
+        "hopskipjump",
     ]
     assert registry.info["mlp"].source == "builtin"
     assert registry.info["ifgsm"].attacks == ["ifgsm"]
