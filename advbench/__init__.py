@@ -39,6 +39,7 @@ from advbench.contract.dataset import (
     content_checksum,
     validation_split,
 )
+from advbench.contract.eot import EOT_PARAM, expected_gradient
 from advbench.contract.hookspecs import hookimpl
 from advbench.contract.lazy_tf import tf
 from advbench.contract.losses import (
@@ -46,6 +47,7 @@ from advbench.contract.losses import (
     ascent_gradient,
     beyond_tolerance,
     dlr_loss,
+    least_adversarial,
     margin,
     targeted_dlr_loss,
 )
@@ -61,6 +63,7 @@ __version__ = "0.3.0"
 __all__ = [
     "CLIP_PARAMS",
     "DEFAULT_DATASET",
+    "EOT_PARAM",
     "LOSS_PARAM",
     "MNIST_DIR_ENV",
     "SEED_PARAM",
@@ -92,9 +95,11 @@ __all__ = [
     "clip",
     "content_checksum",
     "dlr_loss",
+    "expected_gradient",
     "gradient_step",
     "hookimpl",
     "l2_norm",
+    "least_adversarial",
     "margin",
     "project",
     "random_normal",

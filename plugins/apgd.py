@@ -58,6 +58,7 @@ import numpy as np
 
 from advbench import (
     CLIP_PARAMS,
+    EOT_PARAM,
     SEED_PARAM,
     Attack,
     ImageSpec,
@@ -67,6 +68,7 @@ from advbench import (
     StepInputs,
     ThreatModel,
     dlr_loss,
+    expected_gradient,
     gradient_step,
     hookimpl,
     project,
@@ -133,6 +135,7 @@ class APGD(Attack):
         Param(
             "restarts", 1, "runs from fresh random starts for images still robust", int, minimum=1
         ),
+        EOT_PARAM,
         target_param(),
         Param(
             "target_rank",
@@ -196,29 +199,38 @@ class APGD(Attack):
             state += (t.cast(ranked[:, rank], t.int64),)
         return state
 
-    def objective(self, logits, s: StepInputs, params: Mapping[str, Any]):
-        """The per-image loss the attack ascends, [k]."""
+    def objective(self, logits, s: StepInputs, params: Mapping[str, Any], rows=lambda v: v):
+        """The per-image loss the attack ascends, [k]; `rows` lays the labels and targets out
+        as the rows of `logits` (a batch tiled for `eot`)."""
         t = tf()
         ranked = bool(params["target_rank"])
         targeted = ranked or self.is_targeted(params)
         targets = s.state[-1] if ranked else s.targets  # target_rank: the class in the state
+        labels, targets = rows(s.labels), rows(targets)
         if params["loss"] == "dlr":
             return (
-                targeted_dlr_loss(logits, s.labels, targets)
-                if targeted
-                else dlr_loss(logits, s.labels)
+                targeted_dlr_loss(logits, labels, targets) if targeted else dlr_loss(logits, labels)
             )
-        classes = targets if targeted else s.labels
+        classes = targets if targeted else labels
         ce = t.nn.sparse_softmax_cross_entropy_with_logits(labels=classes, logits=logits)
         return -ce if targeted else ce
+
+    def loss_and_gradient(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
+        """The objective at `s.x` and its input gradient, each averaged over `eot` passes."""
+
+        def one_draw(x, rows):
+            loss = self.objective(net.logits(x), s, params, rows)
+            (grad,) = tf().gradients(tf().reduce_sum(loss), [x])
+            return loss, grad
+
+        return expected_gradient(net, s.x, one_draw, int(params["eot"]))
 
     def step_with_state(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
         n_iter, eps, norm = int(params["iterations"]), float(params["eps"]), params["norm"]
         restarts = int(params["restarts"]) > 1
         j = s.iteration % (n_iter + 1) if restarts else s.iteration  # step within this run
-        loss = self.objective(net.logits(s.x), s, params)
-        (grad,) = t.gradients(t.reduce_sum(loss), [s.x])
+        loss, grad = self.loss_and_gradient(net, s, params)
         x_prev, eta, best_loss, x_best, g_best, prev_loss, ups, reduced, best_at_check = s.state[:9]
 
         # The first step of a run (re)initialises the state from its start point.

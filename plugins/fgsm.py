@@ -11,6 +11,7 @@ from typing import Any
 
 from advbench import (
     CLIP_PARAMS,
+    EOT_PARAM,
     LOSS_PARAM,
     Attack,
     Network,
@@ -33,6 +34,7 @@ class FGSM(Attack):
     params = (
         Param("eps", 0.3, "step and L∞ budget", float, minimum=0.0, min_exclusive=True),
         LOSS_PARAM,
+        EOT_PARAM,
         target_param(),
         *CLIP_PARAMS,
     )
@@ -44,7 +46,7 @@ class FGSM(Attack):
         return ThreatModel.bounded("linf", params["eps"])
 
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
-        grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params))
+        grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params), params["eot"])
         return clip(s.x + params["eps"] * tf().sign(grad), params)
 
 

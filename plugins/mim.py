@@ -12,6 +12,7 @@ from typing import Any
 
 from advbench import (
     CLIP_PARAMS,
+    EOT_PARAM,
     LOSS_PARAM,
     Attack,
     Network,
@@ -37,6 +38,7 @@ class MIM(Attack):
         Param("iterations", 10, "steps", int, minimum=1),
         Param("decay", 1.0, "momentum decay factor", float, minimum=0.0),
         LOSS_PARAM,
+        EOT_PARAM,
         target_param(),
         *CLIP_PARAMS,
     )
@@ -49,7 +51,7 @@ class MIM(Attack):
 
     def step_with_state(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
         t = tf()
-        grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params))
+        grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params), params["eot"])
         grad = grad / (t.reduce_mean(t.abs(grad), axis=1, keepdims=True) + 1e-12)
         momentum = params["decay"] * s.state[0] + grad
         x = s.x + params["step"] * t.sign(momentum)

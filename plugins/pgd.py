@@ -15,6 +15,7 @@ from typing import Any
 
 from advbench import (
     CLIP_PARAMS,
+    EOT_PARAM,
     LOSS_PARAM,
     SEED_PARAM,
     Attack,
@@ -45,6 +46,7 @@ class PGD(Attack):
         NORM_PARAM,
         Param("random_start", True, "start from a uniform point of the ball", bool),
         LOSS_PARAM,
+        EOT_PARAM,
         target_param(),
         *CLIP_PARAMS,
         SEED_PARAM,
@@ -61,7 +63,7 @@ class PGD(Attack):
         )
 
     def step(self, net: Network, s: StepInputs, params: Mapping[str, Any]):
-        grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params))
+        grad = ascent_gradient(net, s, params["loss"], self.is_targeted(params), params["eot"])
         x = gradient_step(s.x, grad, params["step"], params["norm"])
         return project(
             x, s.x0, params["norm"], params["eps"], params["clip_min"], params["clip_max"]

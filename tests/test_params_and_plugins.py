@@ -43,7 +43,14 @@ def test_attack_rejects_inverted_clip_range(registry):
 
 
 def test_builtins_register_through_the_hooks(registry):
-    assert registry.builtin_names("models") == ["mlp", "softmax", "cnn", "keras-mlp", "cnn-pgd"]
+    assert registry.builtin_names("models") == [
+        "mlp",
+        "softmax",
+        "cnn",
+        "noisy-cnn",
+        "keras-mlp",
+        "cnn-pgd",
+    ]
     assert registry.builtin_names("attacks") == [
         "noise",
         "ifgsm",

@@ -161,6 +161,15 @@ class Model(ABC):
         """An op that applies one optimisation step on the batch (`x`, `y_onehot`)."""
         raise NotImplementedError(f"model {self.name} does not train in the graph")
 
+    def weights_of(self, config: Mapping[str, Any]) -> tuple[Model, dict[str, Any]] | None:
+        """The model and configuration whose checkpoint this one restores, or None (its own).
+
+        A model that only changes how a trained network is applied — noise on its input, a
+        randomised wrapper — shares that network's weights rather than training a copy: the
+        engine finds (or trains, on a miss) the other model's checkpoint and restores it into
+        this model's `build`, which must create the same variables under the same names."""
+        return None
+
     def train_feed(self, net: Network, config: Mapping[str, Any]) -> dict[Any, Any]:
         """Extra feeds for training steps (e.g. a dropout keep probability)."""
         return {}

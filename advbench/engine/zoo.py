@@ -55,6 +55,12 @@ def _key(model: Model, config: Mapping[str, Any], seed: int, dataset: Dataset) -
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def owner(model: Model, config: Mapping[str, Any]) -> tuple[Model, Mapping[str, Any]]:
+    """The model and configuration whose checkpoint `model` restores (`Model.weights_of`)."""
+    shared = model.weights_of(config)
+    return (model, config) if shared is None else shared
+
+
 def checkpoint_name(model: Model, config: Mapping[str, Any], seed: int, dataset: Dataset) -> str:
     """Directory name identifying this model configuration, seed and dataset."""
     return f"{model.name}-{dataset.slug}-s{seed}-{_key(model, config, seed, dataset)}"
@@ -69,8 +75,10 @@ def find(
     model: Model, config: Mapping[str, Any], seed: int, dataset: Dataset | None = None
 ) -> Path | None:
     """The complete checkpoint directory for this configuration and dataset (default: the
-    default dataset), if one exists."""
+    default dataset), if one exists; a model that shares another's weights (`weights_of`)
+    finds that model's checkpoint."""
     dataset = dataset or data.default_dataset()
+    model, config = owner(model, config)
     names = (
         checkpoint_name(model, config, seed, dataset),
         legacy_name(model, config, seed, dataset),
@@ -127,7 +135,11 @@ def train(
     `in_graph` (default: the model's `hints.in_graph_training`) runs 1,000 steps per `sess.run`
     inside a `tf.while_loop`, gathering each batch from the training set held in the graph, in
     exactly the order `next_batch` gives; otherwise one `sess.run` per step, as the tutorial.
+
+    A model that shares another's weights (`Model.weights_of`) trains that model: the
+    checkpoint is that model's, trained by its own graph, whoever asks for it first.
     """
+    model, config = owner(model, config)
     t = tf()
     if model.pretrained:
         raise AdvbenchError(

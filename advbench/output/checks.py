@@ -58,7 +58,8 @@ EXPLANATIONS: dict[str, tuple[float, str]] = {
         0.0,
         "share of attacked rows whose claimed success the engine withdrew: fed to the model "
         "again, the image does not meet the goal by a margin of 1e-5 × (1 + max |logit|) — it "
-        "sits on the decision boundary, and counts as not flipped",
+        "sits on the decision boundary, or a random model's fresh draw is not fooled — and "
+        "counts as not flipped",
     ),
     "incomplete optimisation": (
         0.005,
