@@ -62,6 +62,8 @@ ATTACKS = [
     ("deepfool", {"clip_each_step": "false"}, 0.99),
     ("fmn", {}, 0.99),
     ("fmn", {"norm": "inf"}, 0.99),
+    ("fmn", {"norm": "1", "iterations": "50"}, 0.95),
+    ("fmn", {"norm": "0", "iterations": "50"}, 0.95),
     ("fmn", {"target": "5", "iterations": "50"}, 0.8),
     ("cw-l2", {"binary_steps": "3", "iterations": "60"}, 0.9),
     ("cw-l2", {"target": "5", "binary_steps": "3", "iterations": "60"}, 0.8),

@@ -287,3 +287,15 @@ def test_a_sweep_labels_every_cell_the_default_value_included(registry):
     assert [c.key for c in expand(pgd, {"eps": "0.3"}, spec)] == ["pgd"]  # no sweep, no label
     assert [c.key for c in expand(pgd, {"eps": "0.1"}, spec)] == ["pgd(eps=0.1)"]
     assert file_name("mlp-03-pgd(eps=0.3).png") == "mlp-03-pgd_eps_0.3_.png"
+
+
+def test_a_neutral_parameter_at_its_default_stays_out_of_the_run_identity(registry):
+    """`eot` came after runs were stored: at 1 (the plain graph) a pgd cell's identity is the
+    one it had before, so those runs resume; any other value is another run."""
+    from advbench.contract.params import identity
+
+    pgd = registry.attacks.get("pgd")
+    plain, eot = pgd.config(), pgd.config({"eot": "3"})
+    assert "eot" in plain and "eot" not in identity(pgd.params, plain)
+    assert identity(pgd.params, eot)["eot"] == 3
+    assert identity(pgd.params, plain) == {k: v for k, v in plain.items() if k != "eot"}

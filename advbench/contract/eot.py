@@ -45,6 +45,7 @@ EOT_PARAM = Param(
     int,
     minimum=1,
     maximum=MAX_DRAWS,
+    neutral=True,  # eot=1 is the plain graph: runs stored before eot existed resume
 )
 
 #: (objective [k], gradient [k, pixels]) of one draw at the images it is handed; its second

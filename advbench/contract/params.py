@@ -33,6 +33,10 @@ class Param:
     #: `accept_text` says what it accepts (`describe`'s range column).
     accept: Callable[[Any], str | None] | None = None
     accept_text: str = ""
+    #: A parameter added to an existing attack whose default leaves the attack exactly as it
+    #: was before: at that default it stays out of a run's identity, so a run stored before
+    #: the parameter existed resumes instead of starting again.
+    neutral: bool = False
 
     def range_text(self) -> str:
         """The allowed values in words ("> 0.0 <= 1.0", "one of inf, 2"; "" when unbounded)."""
@@ -109,3 +113,10 @@ def resolve(
         param = by_name[key]
         values[key] = param.parse(raw, owner) if isinstance(raw, str) else param.check(raw, owner)
     return values
+
+
+def identity(params: tuple[Param, ...], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` as a run's identity holds them: a `neutral` parameter at its default is left
+    out (the attack computes exactly what it did before the parameter existed)."""
+    neutral = {q.name: q.default for q in params if q.neutral}
+    return {k: v for k, v in values.items() if k not in neutral or v != neutral[k]}

@@ -115,6 +115,16 @@ def interruptible(run: Callable[[], Any], ticker: Ticker) -> Any:
     return box["out"]
 
 
+def default_cell_timeout(steps: int | None, clean_seconds: float) -> float:
+    """How long a cell may run when `--cell-timeout` is not given: 10 minutes plus 20 times
+    its work at one forward and one backward pass (three clean passes' time) per image and
+    step, at most 12 hours. Every legitimate cell fits with room to spare (FAB's and
+    DeepFool's class loops included); a hung loop, or `pgd.iterations=2000000000` on a robust
+    model, fails its cell and the run goes on."""
+    work = 20.0 * (steps or 1000) * 3.0 * clean_seconds
+    return min(600.0 + work, 12 * 3600.0)
+
+
 class CellTimeout(Exception):
     """An attack ran past its cell's time limit (`advbench run --cell-timeout`)."""
 

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from advbench.engine import units
+from advbench.engine.batches import default_cell_timeout
 from advbench.engine.run import (
     CellSpec,
     Plan,
     check_records,
-    default_cell_timeout,
     new_cell,
     step_budget,
     summarize_cell,

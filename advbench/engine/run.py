@@ -20,6 +20,8 @@ import numpy as np
 from advbench.contract.attack import Attack
 from advbench.contract.dataset import Dataset, ImageSpec
 from advbench.contract.model import Model
+from advbench.contract.params import identity
+from advbench.engine.batches import default_cell_timeout
 from advbench.errors import ParamError
 from advbench.output.records import Budget, Cell
 
@@ -142,7 +144,10 @@ def describe(p: Plan) -> dict[str, Any]:
             }
             for m, c, s in p.models
         ],
-        "cells": [{"attack": c.attack.name, "params": c.params} for c in p.cells],
+        "cells": [
+            {"attack": c.attack.name, "params": identity(c.attack.params, c.params)}
+            for c in p.cells
+        ],
         "seed": p.seed,
         "limit": p.limit,
         "data": p.dataset.checksum,
@@ -213,16 +218,6 @@ def step_budget(spec: CellSpec) -> int | None:
         return spec.attack.iterations(spec.params)
     except KeyError:
         return None
-
-
-def default_cell_timeout(steps: int | None, clean_seconds: float) -> float:
-    """How long a cell may run when `--cell-timeout` is not given: 10 minutes plus 20 times
-    its work at one forward and one backward pass (three clean passes' time) per image and
-    step, at most 12 hours. Every legitimate cell fits with room to spare (FAB's and
-    DeepFool's class loops included); a hung loop, or `pgd.iterations=2000000000` on a robust
-    model, fails its cell and the run goes on."""
-    work = 20.0 * (steps or 1000) * 3.0 * clean_seconds
-    return min(600.0 + work, 12 * 3600.0)
 
 
 def summarize_cell(spec: CellSpec, records: Any, seconds: float) -> Any:
