@@ -23,7 +23,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from advbench.contract.lazy_tf import tf
 from advbench.contract.losses import CONFIRM_RELATIVE
 from advbench.engine.zoo import Loaded
 from advbench.output.records import Records
@@ -49,16 +48,9 @@ def margins(logits: np.ndarray, goal: np.ndarray, targeted: bool) -> np.ndarray:
 
 
 def _logits(loaded: Loaded, images: np.ndarray) -> np.ndarray:
-    """The model's logits of `images`, `CHUNK` rows per `session.run`; the placeholder and
-    forward pass are built once per loaded model."""
-    forward = loaded.confirm_forward
-    if forward is None:
-        t = tf()
-        with loaded.graph.as_default(), t.name_scope("confirm"):
-            x = t.compat.v1.placeholder(t.float32, [None, loaded.spec.pixels])
-            forward = (x, loaded.network.logits(x))
-        loaded.confirm_forward = forward
-    x, z = forward
+    """The model's logits of `images`, `CHUNK` rows per `session.run` (the loaded model's one
+    forward pass)."""
+    x, z = loaded.forward()
     out = [loaded.session.run(z, {x: images[i : i + CHUNK]}) for i in range(0, len(images), CHUNK)]
     return np.concatenate(out) if out else np.zeros((0, loaded.spec.classes), np.float32)
 

@@ -44,11 +44,8 @@ def predict(loaded: Loaded, images: np.ndarray, batch: int = 2000) -> np.ndarray
     infinite logits, would otherwise give predictions (argmax of NaN is 0) that every metric
     downstream takes at face value.
     """
-    t = tf()
     classes = loaded.spec.classes
-    with loaded.graph.as_default():
-        x = t.compat.v1.placeholder(t.float32, [None, loaded.spec.pixels])
-        logits = loaded.network.logits(x)
+    x, logits = loaded.forward()
     out = []
     for i in range(0, len(images), batch):
         z = loaded.session.run(logits, {x: images[i : i + batch]})

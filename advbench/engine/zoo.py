@@ -101,7 +101,18 @@ class Loaded:
     record: dict[str, Any]
     folder: Path
     spec: ImageSpec  # the images the network takes: shape, classes, value range
-    confirm_forward: Any = None  # (placeholder, logits) built once by `engine.confirmation`
+    _forward: Any = None  # (placeholder, logits), built on first use by `forward`
+
+    def forward(self) -> tuple[Any, Any]:
+        """(placeholder, logits) of one forward pass, built once: every caller that only
+        classifies (clean predictions, the engine's confirmation) shares it, since each new op
+        in a graph a session already ran makes the next `session.run` extend the session."""
+        if self._forward is None:
+            t = tf()
+            with self.graph.as_default(), t.name_scope("forward"):
+                x = t.compat.v1.placeholder(t.float32, [None, self.spec.pixels])
+                self._forward = (x, self.network.logits(x))
+        return self._forward
 
     def close(self) -> None:
         self.session.close()
