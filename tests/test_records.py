@@ -234,16 +234,16 @@ def _npy(images: np.ndarray) -> bytes:
 
 
 def test_cw_iteration_pictures_span_all_its_steps(registry, tmp_path, monkeypatch):
-    """C&W's iterations-to-flip count over every round of its search: 5 × 100 by default."""
+    """C&W's iterations-to-flip count over every round of its search: 5 × 200 by default."""
     cw = registry.attacks.get("cw-l2")
     params = cw.config()
-    assert params["iterations"] == 100
-    assert step_budget(CellSpec(cw, params, {})) == 500
+    assert params["iterations"] == 200
+    assert step_budget(CellSpec(cw, params, {})) == 1000
 
     rec = _records()
-    cell = _cell(key="cw-l2", attack="cw-l2", params=params, max_iterations=500, id=1)
+    cell = _cell(key="cw-l2", attack="cw-l2", params=params, max_iterations=1000, id=1)
     cell.summary = metrics.summarize(rec, 1.0)
-    assert figures.step_budget(cell) == 500
+    assert figures.step_budget(cell) == 1000
     drawn: list[float] = []
     real_plot = Axes.plot
 
@@ -256,7 +256,7 @@ def test_cw_iteration_pictures_span_all_its_steps(registry, tmp_path, monkeypatc
         "iterations-cdf.png",
         "accuracy-vs-iterations.png",
     ]
-    assert drawn == [500.0, 500.0]
+    assert drawn == [1000.0, 1000.0]
 
 
 @pytest.mark.parametrize(
