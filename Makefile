@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := plugins/examples/advbench-example/pyproject.toml
 
-.PHONY: run test test-slow test-cpu-paths lint checkpoints clean publish publish-worst-case publish-fashion bench bench-distributed
+.PHONY: run test test-slow test-cpu-paths lint checkpoints clean publish publish-worst-case publish-fashion publish-catalogue bench bench-distributed
 
 $(STAMP): pyproject.toml $(EXAMPLE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -96,3 +96,9 @@ publish-fashion: $(STAMP)
 # vs on a local Dask cluster of two workers, the cost of one unit, Dask's own round trip.
 bench-distributed: $(STAMP)
 	$(BIN)/python -m advbench.lab.distributed_speed
+
+# Attack catalogue II (README, "Published results"): fmn in all four norms on every built-in model,
+# first 1,000 test images (about 40 minutes of cells on two cores, most of it the two CNNs).
+publish-catalogue: $(STAMP)
+	$(BIN)/advbench run --models $(PUBLISHED_MODELS) --attacks fmn --set fmn.norm=0,1,2,inf \
+		--limit 1000 --out reports/published-fmn

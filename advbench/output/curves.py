@@ -75,12 +75,23 @@ def points(cells: list[Cell], model: str, norm: str) -> list[tuple[float, float,
     ]  # fmt: skip
 
 
-def table_rows(found: list[Curve]) -> tuple[list[list[object]], list[str]]:
-    """report.md's table: robust accuracy at `TABLE_EPS` and the median minimal norm."""
-    columns = sorted({e for c in found for e in TABLE_EPS[c.norm]})
-    rows = []
-    for c in found:
-        at = {e: f"{c.robust(e):.4f}" for e in TABLE_EPS[c.norm]}
-        norm = NORM_LABELS[c.norm]
-        rows.append([c.model, c.cell, norm, *(at.get(e, "") for e in columns), f"{c.median():.3g}"])
-    return rows, ["model", "attack", "norm", *(f"ε {e:g}" for e in columns), "median norm"]
+def tables(found: list[Curve]) -> list[tuple[list[list[object]], list[str]]]:
+    """report.md's tables, one per norm (each with its own ε columns): robust accuracy at
+    `TABLE_EPS` and the median minimal norm."""
+    out = []
+    for norm in (n for n in TABLE_EPS if any(c.norm == n for c in found)):
+        eps = TABLE_EPS[norm]
+        rows = [
+            [
+                c.model,
+                c.cell,
+                NORM_LABELS[norm],
+                *(f"{c.robust(e):.4f}" for e in eps),
+                f"{c.median():.3g}",
+            ]
+            for c in found
+            if c.norm == norm
+            for median in [f"{c.median():.3g}"]
+        ]
+        out.append((rows, ["model", "attack", "norm", *(f"ε {e:g}" for e in eps), "median norm"]))
+    return out

@@ -69,3 +69,11 @@ def rows(cells: Iterable[Cell]) -> list[list[Any]]:
             ]
         )
     return out
+
+
+def table(cells: Iterable[Cell]) -> tuple[list[list[Any]], tuple[str, ...]]:
+    """`rows` under `HEADERS`, without the query columns when no cell counted queries."""
+    found = rows(cells)
+    if any(r[5] != "—" for r in found):
+        return found, HEADERS
+    return [r[:5] for r in found], HEADERS[:5]

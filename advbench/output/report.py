@@ -275,7 +275,7 @@ def markdown(
     figures: list[str],
     worst: list[WorstCase] | None = None,
     ensembles: list[ensemble.Ensemble] | None = None,
-    curve_rows: tuple[list[list[Any]], list[str]] | None = None,
+    curve_tables: list[tuple[list[list[Any]], list[str]]] | None = None,
 ) -> str:
     """report.md: settings, models, cells, worst cases, budgets, targeted results, parameters,
     pictures."""
@@ -335,15 +335,15 @@ def markdown(
             ),
             "",
         ]
-    if curve_rows:
-        rows, headers = curve_rows
+    if curve_tables:
         lines += ["## Security evaluation curves", "", CURVES_NOTE, ""]
-        lines += [tabulate(rows, headers=headers, tablefmt=tablefmt), ""]
+        for rows, headers in curve_tables:
+            lines += [tabulate(rows, headers=headers, tablefmt=tablefmt), ""]
     lines += targeted_section(run, tablefmt)
-    found = measures.rows(run.cells)
+    found, headers = measures.table(run.cells)
     if found:
         lines += ["## Sparse distances and queries", "", measures.NOTE, ""]
-        lines += [tabulate(found, headers=measures.HEADERS, tablefmt=tablefmt), ""]
+        lines += [tabulate(found, headers=headers, tablefmt=tablefmt), ""]
     lines += ["## Parameters", ""]
     for c in run.cells:  # seed: the one used (a -1 default takes the run's)
         shown = {**c.params, "seed": c.seed} if "seed" in c.params else c.params
@@ -386,8 +386,8 @@ def render(
     write_csv(out / "records.csv", ((c, records[c.id]) for c in run.cells if c.done))
     names = figures.render_all(run.cells, records, out) if pictures else []
     found = curves.curves(run.cells, records)
-    curve_table = curves.table_rows(found) if found else None
-    _write_atomic(out / "report.md", markdown(run, "markdown", names, worst, groups, curve_table))
+    curve_tables = curves.tables(found) if found else None
+    _write_atomic(out / "report.md", markdown(run, "markdown", names, worst, groups, curve_tables))
     if fmt == "latex":  # report.md stays Markdown; the cells' table also as a LaTeX file
         _write_atomic(out / "table.tex", table(run, "latex") + "\n")
     return run
