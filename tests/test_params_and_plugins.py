@@ -232,8 +232,9 @@ def test_builtin_threat_models_keep_their_budgets(registry):
 
 def test_threat_model_values_are_checked():
     assert ThreatModel.bounded("l2", 2.0).budget == ("l2", 2.0)
+    assert ThreatModel.minimal("l0").norm == "l0" and ThreatModel.bounded("l1", 3.0).bound("l1")
     for bad in (
-        lambda: ThreatModel.bounded("l1", 0.3),
+        lambda: ThreatModel.bounded("l3", 0.3),
         lambda: ThreatModel.bounded("linf", float("nan")),
         lambda: ThreatModel("minimal", "l2", 0.3),
         lambda: ThreatModel("unbounded", reported=True),
