@@ -85,3 +85,22 @@ def test_l1_rule_and_larger_beta_give_sparser_examples(registry, mlp_loaded, sam
 )
 def test_bad_parameters_end_in_one_line(cli_error, setting, message):
     cli_error("run", "--attacks", "ead", "--set", setting, message=message)
+
+
+@pytest.mark.slow  # ART's ElasticNet: about 25 s
+def test_ead_ties_arts_l1_and_is_faster(registry, mlp_loaded, test_set):
+    """IBM ART 1.19's ElasticNet, same graph, images and parameters (the defaults): advbench
+    breaks as many, with a median L1 within 5 % of ART's, in a third of ART's time or less
+    (measured 3.9-6.8× faster than ART on its own classifier). The L1s tie: image by image on
+    the first 100, advbench's is smaller on 39, ART's on 47, the median ratio 1.003; medians
+    8.07 against 8.32 on all 100, 7.95 against 7.76 on the first 50. ART zeroes the whole
+    gradient once the margin holds, where the authors' code keeps the L2 term (as `ead`)."""
+    pytest.importorskip("art")
+    from advbench.lab import art_sparse
+
+    images, labels = test_set.images[:50], test_set.labels_int[:50]
+    ead = registry.attacks.get("ead")
+    ours, art = art_sparse.compare(mlp_loaded, ead, {}, images, labels, "stock")
+    assert ours.success >= art.success
+    assert ours.median <= 1.05 * art.median
+    assert 3 * ours.seconds < art.seconds
