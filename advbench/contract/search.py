@@ -1,9 +1,10 @@
 """The pieces of Carlini & Wagner's optimisation that their successors reuse: the hinge on the
 logit margin with confidence κ, and the per-image binary search over the trade-off constant c.
 
-`cw-l2` (Adam on a tanh-space variable) and `ead` (FISTA with a shrinkage step) minimise
-distance + c · hinge with different optimisers and distances; both search c the same way, so
-the search lives here once rather than in two plugins (which must not import each other).
+`ead` (FISTA with a shrinkage step) minimises distance + c · hinge as `cw-l2` does (Adam on a
+tanh-space variable) and searches c the same way; plugins must not import each other, so the
+search is public here (`advbench.cw_hinge`, `advbench.binary_search`). `cw-l2` still has its
+own inline copy (it was rewritten on main, with warm starts, while `ead` was written).
 """
 
 from __future__ import annotations
