@@ -11,7 +11,7 @@ the authors') from a slack point x_k + k/(k+3) · (x_k − x_{k−1}). The step 
 lr · √(1 − k/K). Every iterate that is adversarial (by κ and by the engine's confirmation
 margin) and closer by the decision rule than the best so far becomes the result: `en` ranks by
 ‖δ‖₂² + β‖δ‖₁ (the authors' default), `l1` by ‖δ‖₁. The binary search over c is C&W's
-(`advbench.binary_search`, public for any attack of C&W's family).
+(`advbench.binary_search`, shared with `cw-l2`).
 
 Defaults: β 1e-3, κ 0, learning rate 0.01, FISTA, the EN rule, 9 binary steps, initial c
 1e-3, as the authors' code; 100 iterations per round (ART's default, not the paper's 1,000) to

@@ -3,8 +3,7 @@ logit margin with confidence κ, and the per-image binary search over the trade-
 
 `ead` (FISTA with a shrinkage step) minimises distance + c · hinge as `cw-l2` does (Adam on a
 tanh-space variable) and searches c the same way; plugins must not import each other, so the
-search is public here (`advbench.cw_hinge`, `advbench.binary_search`). `cw-l2` still has its
-own inline copy (it was rewritten on main, with warm starts, while `ead` was written).
+search lives here once (`advbench.cw_hinge`, `advbench.binary_search`), used by both.
 """
 
 from __future__ import annotations
