@@ -30,7 +30,7 @@ class, as the paper's evaluation; the default) or a class. θ 1 and γ 14.5 % ar
 MNIST settings.
 
 `in_every` is False: aiming at every other class makes 9 rows per image, and the step count
-grows with the pixels needed (mlp: 810 rows from 100 images in 5 s, see README "Sparse
+grows with the pixels needed (mlp: 810 rows from 100 images in 3-5 s, see README "Sparse
 attacks next to IBM ART"); a run that names no attacks stays as it was.
 """
 
