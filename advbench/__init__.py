@@ -55,6 +55,8 @@ from advbench.contract.model import EngineHints, Fitted, Model, Network
 from advbench.contract.norms import gradient_step, l2_norm, project, random_start
 from advbench.contract.params import Param
 from advbench.contract.randomness import random_normal, random_signs, random_uniform
+from advbench.contract.search import binary_search
+from advbench.contract.search import hinge as cw_hinge
 from advbench.contract.steps import BatchInputs, BatchOutputs, StepInputs
 from advbench.contract.threat import ThreatModel
 from advbench.errors import AdvbenchError, DataError, ModelError, ParamError, PluginError
@@ -92,8 +94,10 @@ __all__ = [
     "__version__",
     "ascent_gradient",
     "beyond_tolerance",
+    "binary_search",
     "clip",
     "content_checksum",
+    "cw_hinge",
     "dlr_loss",
     "expected_gradient",
     "gradient_step",

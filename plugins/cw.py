@@ -56,8 +56,9 @@ from advbench import (
     Param,
     ThreatModel,
     beyond_tolerance,
+    binary_search,
+    cw_hinge,
     hookimpl,
-    margin,
     target_param,
     tf,
 )
@@ -107,31 +108,22 @@ class CarliniWagnerL2(Attack):
             return (t.tanh(w) + 1.0) / 2.0 * (hi - lo) + lo
 
         w0 = t.atanh(t.clip_by_value((x0 - lo) / (hi - lo) * 2.0 - 1.0, -1.0, 1.0) * 0.999999)
-        const = t.fill([n], params["initial_const"])
-        lower, upper = t.zeros([n]), t.fill([n], BIG)
-        # best_w: the tanh-space point of best_x (w0 while none), where a warm round starts
-        best_l2, best_x, best_w, best_at = t.fill([n], BIG), x0, w0, t.zeros([n], t.int32)
         its = params["iterations"]
         b1, b2, lr = 0.9, 0.999, params["learning_rate"]
-        for round_ in range(params["binary_steps"]):
 
-            def cond(i, *_):
-                return i < its
-
-            def body(i, w, m, v, best, won, const=const, round_=round_):
+        def run_round(round_, const, best):
+            def body(i, w, m, v, best, won):
                 best_l2, best_x, best_w, best_at = best
                 x = to_x(w)
                 logits = net.logits(x)
                 l2sq = t.reduce_sum(t.square(x - x0), axis=1)
-                gap = margin(logits, cls, onehot)  # z_cls − max other
-                f = t.maximum(-gap if targeted else gap, -kappa)
+                f, ok = cw_hinge(logits, cls, onehot, targeted, kappa)
                 (g,) = t.gradients(t.reduce_sum(l2sq + const * f), [w])
                 step = t.cast(i + 1, t.float32)
                 m = b1 * m + (1 - b1) * g
                 v = b2 * v + (1 - b2) * t.square(g)
                 m_hat, v_hat = m / (1 - b1**step), v / (1 - b2**step)
                 w_next = w - lr * m_hat / (t.sqrt(v_hat) + 1e-8)
-                ok = (gap > kappa) if targeted else (gap < -kappa)
                 ok = t.logical_and(ok, beyond_tolerance(logits, cls, targeted))
                 better = t.logical_and(ok, l2sq < best_l2)
                 best = (
@@ -143,20 +135,20 @@ class CarliniWagnerL2(Attack):
                 return i + 1, w_next, m, v, best, t.logical_or(won, ok)
 
             zeros = t.zeros_like(w0)
-            start = best_w if params["warm_start"] else w0
-            best = (best_l2, best_x, best_w, best_at)
+            start = best[2] if params["warm_start"] else w0
             out = t.compat.v1.while_loop(
-                cond,
+                lambda i, *_: i < its,
                 body,
                 [t.constant(0), start, zeros, zeros, best, t.zeros([n], t.bool)],
                 back_prop=False,
             )
-            (best_l2, best_x, best_w, best_at), won = out[4], out[5]
-            upper = t.where(won, t.minimum(upper, const), upper)
-            lower = t.where(won, lower, t.maximum(lower, const))
-            const = t.where(
-                upper < BIG / 10, (lower + upper) / 2.0, t.where(won, const, const * 10)
-            )
+            return out[4], out[5]
+
+        # best_w: the tanh-space point of best_x (w0 while none), where a warm round starts
+        first = (t.fill([n], BIG), x0, w0, t.zeros([n], t.int32))
+        _, best_x, _, best_at = binary_search(
+            n, params["binary_steps"], params["initial_const"], run_round, first
+        )
         pred = t.argmax(net.logits(best_x), 1)
         return BatchOutputs(best_x, best_at, pred)
 

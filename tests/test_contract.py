@@ -67,6 +67,10 @@ ATTACKS = [
     ("fmn", {"target": "5", "iterations": "50"}, 0.8),
     ("cw-l2", {"binary_steps": "3", "iterations": "60"}, 0.9),
     ("cw-l2", {"target": "5", "binary_steps": "3", "iterations": "60"}, 0.8),
+    ("ead", {"binary_steps": "4", "iterations": "50", "initial_const": "0.1"}, 0.99),
+    ("ead", {"target": "5", "binary_steps": "4", "iterations": "50", "initial_const": "0.1"}, 0.95),
+    ("jsma", {"target": "5"}, 0.95),
+    ("jsma", {"target": "all", "scores": "logits", "theta": "0.5"}, 0.75),  # 0.799 measured
     ("square", {"iterations": "300"}, 0.9),
     ("spsa", {"iterations": "30", "samples": "32"}, 0.85),  # 0.878 measured
     ("hopskipjump", {"iterations": "2", "max_eval": "100"}, 0.99),
@@ -160,6 +164,8 @@ SLOW = {
     "fab eps=0.1 iterations=30 restarts=2 target_rank=1",
     "cw-l2 binary_steps=3 iterations=60 target=5",
     "fmn iterations=50 target=5",
+    "ead binary_steps=4 initial_const=0.1 iterations=50 target=5",
+    "jsma scores=logits target=all theta=0.5",
 }
 
 

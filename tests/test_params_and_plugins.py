@@ -68,6 +68,8 @@ def test_builtins_register_through_the_hooks(registry):
         "autoattack",
         "spsa",
         "hopskipjump",
+        "ead",
+        "jsma",
     ]
     assert registry.info["mlp"].source == "builtin"
     assert registry.info["ifgsm"].attacks == ["ifgsm"]

@@ -59,6 +59,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "advbench_plugins.autoattack",
     "advbench_plugins.spsa",
     "advbench_plugins.hopskipjump",
+    "advbench_plugins.ead",
+    "advbench_plugins.jsma",
 )
 BUILTIN_NAMES = frozenset(m.removeprefix("advbench_plugins.") for m in BUILTIN_PLUGINS)
 ENTRY_POINT_GROUP = "advbench"

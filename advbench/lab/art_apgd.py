@@ -41,6 +41,7 @@ def _classifier(loaded: Any, loss: str, image_shape: tuple[int, ...] | None = No
     the same pixels flattened."""
     image_shape = image_shape or (loaded.spec.pixels,)
     from art.estimators.classification.classifier import (  # type: ignore[import-not-found]
+        ClassGradientsMixin,
         ClassifierLossGradients,
     )
     from art.estimators.estimator import NeuralNetworkMixin  # type: ignore[import-not-found]
@@ -59,11 +60,15 @@ def _classifier(loaded: Any, loss: str, image_shape: tuple[int, ...] | None = No
         else:
             per_image = t.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
         (grad,) = t.gradients(t.reduce_sum(per_image), [x_ph])
+        label_ph = t.compat.v1.placeholder(t.int64, [None])
+        (class_grad,) = t.gradients(t.reduce_sum(t.gather(logits, label_ph, batch_dims=1)), [x_ph])
     sess = loaded.session
 
-    class SessionClassifier(NeuralNetworkMixin, ClassifierLossGradients):
-        """Logits, loss and loss gradient of one TF1 graph, in ART's estimator API (a neural
-        network's, channels last, as ART's Square attack requires)."""
+    class SessionClassifier(NeuralNetworkMixin, ClassGradientsMixin, ClassifierLossGradients):
+        """Logits, loss, loss gradient and class gradients of one TF1 graph, in ART's estimator
+        API (a neural network's, channels last, as ART's Square attack requires). A class
+        gradient is one backward pass whatever the labels (ART's own `TensorFlowClassifier`
+        runs one per distinct label in the batch, up to `classes`)."""
 
         estimator_params = ClassifierLossGradients.estimator_params
 
@@ -92,6 +97,15 @@ def _classifier(loaded: Any, loss: str, image_shape: tuple[int, ...] | None = No
 
         def loss_gradient(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> np.ndarray:
             return sess.run(grad, {x_ph: x.reshape(len(x), -1), y_ph: y}).reshape(x.shape)
+
+        def class_gradient(self, x: np.ndarray, label: Any = None, **kwargs: Any) -> np.ndarray:
+            rows = x.reshape(len(x), -1)
+            if label is None:
+                every = [self.class_gradient(x, c) for c in range(self.nb_classes)]
+                return np.concatenate(every, axis=1)
+            labels = np.broadcast_to(np.asarray(label, np.int64), (len(rows),))
+            g = sess.run(class_grad, {x_ph: rows, label_ph: labels})
+            return g.reshape(len(x), 1, *x.shape[1:])
 
         def compute_loss(
             self, x: np.ndarray, y: np.ndarray, reduction: str = "none", **kwargs: Any
