@@ -51,6 +51,7 @@ def _components(cells: dict[str, tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     return [v for k, v in cells.items() if k.startswith(ENSEMBLE + "/")]
 
 
+@pytest.mark.slow
 def test_the_ensemble_is_at_least_as_strong_as_each_component_and_apgd(fast):
     cells = _cells(fast / "r.sqlite")
     ens, apgd = cells[ENSEMBLE][0].summary, cells[f"apgd(eps={EPS})"][0].summary
@@ -68,6 +69,7 @@ def test_the_ensemble_is_at_least_as_strong_as_each_component_and_apgd(fast):
     assert all(c.budget is None for c, _ in parts)
 
 
+@pytest.mark.slow
 def test_each_component_attacks_exactly_the_images_still_robust(fast):
     cells = _cells(fast / "r.sqlite")
     parts = _components(cells)
@@ -80,6 +82,7 @@ def test_each_component_attacks_exactly_the_images_still_robust(fast):
         alive = alive & ~(rec.attacked & (rec.adv_pred != rec.label))
 
 
+@pytest.mark.slow
 def test_the_component_column_says_who_broke_each_image_and_when(fast):
     cells = _cells(fast / "r.sqlite")
     ens = cells[ENSEMBLE][1]
@@ -106,6 +109,7 @@ def test_the_component_column_says_who_broke_each_image_and_when(fast):
     assert nulls == total - int((ens.component >= 0).sum())
 
 
+@pytest.mark.slow
 def test_report_and_results_give_each_components_contribution(fast):
     cells = _cells(fast / "r.sqlite")
     ens = cells[ENSEMBLE][1]

@@ -127,6 +127,7 @@ def _cell(registry, loaded, test_set, attack, overrides=None, n=200):
     return {c.name: c for c in found}, records
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", [Bouncer(), Forgetful()])
 def test_silent_success_fires_when_a_visited_success_is_not_returned(
     registry, mlp_loaded, test_set, attack
@@ -138,6 +139,7 @@ def test_silent_success_fires_when_a_visited_success_is_not_returned(
     assert quiet["silent success"].value == 0.0 and not quiet["silent success"].fired
 
 
+@pytest.mark.slow
 def test_incomplete_optimisation_fires_on_a_one_step_attack_and_not_on_pgd(
     registry, mlp_loaded, test_set
 ):
@@ -152,6 +154,7 @@ def test_incomplete_optimisation_fires_on_a_one_step_attack_and_not_on_pgd(
     assert own["incomplete optimisation"].value is None  # no step to continue with
 
 
+@pytest.mark.slow
 def test_the_engine_sees_which_attacks_use_gradients(registry, mlp_loaded, test_set):
     seen = {}
     for name in ("pgd", "square"):

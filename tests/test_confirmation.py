@@ -9,6 +9,7 @@ and have them counted as flipped.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from advbench.contract.attack import Attack
 from advbench.contract.params import Param
@@ -30,6 +31,7 @@ def _deepfool(registry, loaded, images, labels, batch: int):
     return runner.run_attack(loaded, spec, sample, batch_size=batch)[0]
 
 
+@pytest.mark.slow
 def test_deepfool_flips_hold_in_float64_and_when_fed_again(registry, mlp_loaded, sample):
     """Every DeepFool success on the `mlp` is adversarial in float64 with a margin, when fed
     alone, and in any batch; the set of flipped images does not depend on the batch size."""

@@ -113,9 +113,17 @@ def test_shipped_checkpoint_restores_to_its_recorded_accuracy(shipped, test_set,
     assert float(np.mean(pred == test_set.labels_int)) == loaded.record["test_accuracy"]
 
 
+#: Models whose short training takes most of a minute on two cores: CI's `make test-slow`.
+SLOW_TRAINING = {"cnn", "keras-mlp"}
+
+
 @pytest.mark.parametrize(
     ("name", "overrides", "floor"),
-    [(m[0], m[2], m[3]) for m in MODELS if m[2] is not None],
+    [
+        pytest.param(m[0], m[2], m[3], marks=[pytest.mark.slow] if m[0] in SLOW_TRAINING else [])
+        for m in MODELS
+        if m[2] is not None
+    ],
     ids=[m[0] for m in MODELS if m[2] is not None],
 )
 def test_short_training_learns_and_is_deterministic(registry, tmp_path, name, overrides, floor):

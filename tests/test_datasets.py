@@ -224,6 +224,7 @@ FAST = [
 ]
 
 
+@pytest.mark.slow
 def test_every_attack_runs_on_a_colour_dataset_fast(colours, tmp_path):
     """Every built-in attack, small budgets, through `advbench run` on the npz dataset (the
     checks of attack failure: in the test with defaults)."""

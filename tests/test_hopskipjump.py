@@ -78,6 +78,7 @@ def test_queries_are_what_the_algorithm_spends(registry, mlp_loaded, sample):
     assert np.all(rest >= 1 + 4) and np.all(rest <= 100 + 25 * 4), rest
 
 
+@pytest.mark.slow
 def test_results_stay_adversarial_and_shrink_with_budget(registry, mlp_loaded, sample):
     short = _run(registry, mlp_loaded, sample, {**SMALL, "iterations": "1"}, n=10)
     long = _run(registry, mlp_loaded, sample, {**SMALL, "iterations": "6"}, n=10)

@@ -56,6 +56,7 @@ def _numbers(path) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     db = tmp_path / "killed.sqlite"
     cmd = [sys.executable, "-m", "advbench", *RUN, "--db", str(db), "--out", str(tmp_path / "k")]
@@ -146,6 +147,7 @@ def test_a_failing_attack_is_recorded_and_the_rest_completes(tmp_path, capsys):
     assert "2 cell(s) failed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_rerenders_exactly_and_compares(tmp_path, capsys):
     db = str(tmp_path / "r.sqlite")
     base = [

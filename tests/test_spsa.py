@@ -44,6 +44,7 @@ def test_square_counts_one_query_per_step(registry, mlp_loaded, sample):
     np.testing.assert_array_equal(rec.queries[rec.attacked], 1 + steps[rec.attacked])
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_batching_changes_nothing(registry, mlp_loaded, sample):
     """Batches of 7 give the same steps and queries; pixels agree to float32 rounding (the
     model's matrix products round differently for another batch size: 1e-6 seen)."""
