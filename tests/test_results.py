@@ -272,6 +272,14 @@ def test_a_hanging_attack_fails_its_cell_after_the_time_limit_and_the_run_goes_o
     assert "2 cell(s) failed" in capsys.readouterr().err
 
 
+def _shell() -> None:
+    """A child's SIGINT as a user's terminal hands it over: delivered (unblocked) and at its
+    default disposition, whatever this test process inherited or set for itself (a signal
+    mask or an ignored SIGINT would pass to the child, which would then ignore Ctrl-C)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow  # a subprocess or two, ~20 s: CI runs it in make test-slow
 def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_path):
     """SIGINT while one batch would run for hours (2e9 steps): the process ends within
@@ -283,7 +291,9 @@ def test_ctrl_c_stops_a_long_batch_within_seconds_and_keeps_finished_cells(tmp_p
         "--limit", "30", "--set", "noise.iterations=2000000000", "--set", "noise.step=1e-12",
         "--db", str(db), "--out", str(tmp_path / "o"), "--no-figures",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_shell
+    )
     deadline = time.time() + 300
     while _cells_done(db) < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -316,7 +326,9 @@ def test_ctrl_c_keeps_the_finished_batches_of_the_interrupted_cell(tmp_path):
     ]  # fmt: skip
     db = tmp_path / "r.sqlite"
     cmd = [sys.executable, "-m", "advbench", *args, "--db", str(db), "--out", str(tmp_path / "o")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_shell
+    )
     deadline = time.time() + 300
     while _kept_batches(db) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
