@@ -42,14 +42,10 @@ class Side:
 
 
 def _confirmed(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Untargeted success by the engine's confirmation margin (`beyond_tolerance`)."""
-    from advbench.contract.losses import CONFIRM_RELATIVE
+    """Untargeted success by the engine's own confirmation margin."""
+    from advbench.engine.confirmation import margins, tolerance
 
-    rows = np.arange(len(labels))
-    own = logits[rows, labels]
-    other = np.where(np.eye(logits.shape[1], dtype=bool)[labels], -np.inf, logits).max(axis=1)
-    tol = CONFIRM_RELATIVE * (1.0 + np.abs(logits).max(axis=1))
-    return (other - own) > tol
+    return margins(logits, labels, targeted=False) > tolerance(logits)
 
 
 def _side(predict: Any, images, labels, adversarial, queries, seconds) -> Side:
@@ -117,13 +113,9 @@ def advbench_side(loaded: Any, attack: Any, params: dict, sample: Any) -> Side:
 
 
 def _classifier_logits(loaded: Any, x: np.ndarray) -> np.ndarray:
-    from advbench.contract.lazy_tf import tf
-
-    t = tf()
-    with loaded.graph.as_default():
-        ph = t.compat.v1.placeholder(t.float32, [None, loaded.spec.pixels])
-        logits = loaded.network.logits(ph)
-    return loaded.session.run(logits, {ph: x})
+    """The model's logits by its one shared forward pass (no new op per call)."""
+    x_ph, logits = loaded.forward()
+    return loaded.session.run(logits, {x_ph: x})
 
 
 def compare(model_name: str, limit: int, art_limit: int, overrides: dict[str, str]) -> str:
