@@ -71,6 +71,7 @@ ATTACKS = [
     ("ead", {"target": "5", "binary_steps": "4", "iterations": "50", "initial_const": "0.1"}, 0.95),
     ("jsma", {"target": "5"}, 0.95),
     ("jsma", {"target": "all", "scores": "logits", "theta": "0.5"}, 0.75),  # 0.799 measured
+    ("jsma", {"target": "3", "search": "top2"}, 0.9),
     ("square", {"iterations": "300"}, 0.9),
     ("spsa", {"iterations": "30", "samples": "32"}, 0.85),  # 0.878 measured
     ("hopskipjump", {"iterations": "2", "max_eval": "100"}, 0.99),

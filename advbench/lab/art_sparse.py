@@ -36,12 +36,14 @@ from advbench.lab.art_apgd import _classifier, available
 
 @dataclass
 class Side:
-    """One tool's result on the job: success rate, median norm over its successes, seconds."""
+    """One tool's result on the job: success rate, median norm over its successes, seconds;
+    ART's side also says on what share of rows its example is advbench's, value for value."""
 
     rows: int
     success: float
     median: float
     seconds: float
+    identical: float = float("nan")
 
 
 def _norm(adversarial: np.ndarray, originals: np.ndarray, norm: str) -> np.ndarray:
@@ -154,6 +156,7 @@ def compare(
     pred = runner.predict(loaded, adversarial)
     won = pred == goal if targeted else pred != goal
     theirs = _side(won, _norm(adversarial, originals, norm), art_seconds)
+    theirs.identical = float(np.mean(np.all(adversarial == rec.adversarial[rows], axis=1)))
     return ours, theirs
 
 
@@ -161,7 +164,8 @@ def table(results: list[tuple[str, str, str, Side, Side]]) -> str:
     """Markdown: one row per (model, attack), both sides and their ratios."""
     head = (
         "| model | attack | rows | success advbench / ART | median norm advbench / ART "
-        "| seconds advbench / ART | ART ÷ advbench time |\n|---|---|---|---|---|---|---|"
+        "| seconds advbench / ART | ART ÷ advbench time | rows identical |"
+        "\n|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for model, name, norm, ours, art in results:
@@ -169,7 +173,7 @@ def table(results: list[tuple[str, str, str, Side, Side]]) -> str:
         lines.append(
             f"| {model} | {name} | {ours.rows} | {ours.success:.3f} / {art.success:.3f} "
             f"| {norm} {ours.median:.3f} / {art.median:.3f} "
-            f"| {ours.seconds:.2f} / {art.seconds:.2f} | {ratio:.1f}× |"
+            f"| {ours.seconds:.2f} / {art.seconds:.2f} | {ratio:.1f}× | {art.identical:.3f} |"
         )
     return "\n".join(lines)
 
