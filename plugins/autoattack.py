@@ -15,6 +15,10 @@ Versions (AutoAttack's defaults for each component):
   run stops before any work, naming what is missing — a standard evaluation that silently
   skipped a component would not be AutoAttack's number.
 - `fast`: APGD-CE and APGD-T only (AutoAttack's own "fast" subset, its white-box part).
+- `rand`: for randomised models, APGD-CE and APGD-DLR (untargeted), each gradient the mean of
+  `eot` draws (20, AutoAttack's `eot_iter`; advbench's `apgd.eot`), one restart: the
+  reference's `rand` version. An image counts as broken only if every draw of the final
+  check is fooled (`apgd`'s EOT rule), and the engine's confirmation then re-scores it.
 - `custom`: `components`, some of apgd-ce, apgd-dlr (untargeted DLR, the reference's `plus`
   and `rand` versions; IBM ART's AutoAttack runs it), apgd-t, fab-t and square joined by `+`
   (`apgd-ce+square`; a comma separates the values of a sweep), run in that order.
@@ -36,7 +40,9 @@ KINDS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
 VERSIONS = {
     "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
     "fast": ("apgd-ce", "apgd-t"),
+    "rand": ("apgd-ce", "apgd-dlr"),
 }
+RAND_EOT = 20  # AutoAttack's eot_iter for version rand
 LINF_EPS = 0.3
 ITERATIONS = 100  # APGD and FAB steps, AutoAttack's default
 SQUARE_QUERIES = 5000
@@ -47,14 +53,23 @@ class AutoAttack(Attack):
     """APGD-CE, APGD-T, FAB-T and Square, each on the images the earlier ones left robust."""
 
     name = "autoattack"
-    description = "AutoAttack ensemble: APGD-CE, APGD-T, FAB-T, Square (standard) or fast"
+    description = "AutoAttack ensemble: APGD-CE, APGD-T, FAB-T, Square (standard), fast or rand"
     params = (
         Param(
             "version",
             "standard",
-            "standard (APGD-CE, APGD-T, FAB-T, Square), fast (APGD-CE, APGD-T) or custom",
+            "standard (APGD-CE, APGD-T, FAB-T, Square), fast (APGD-CE, APGD-T), rand "
+            "(APGD-CE, APGD-DLR with EOT, for randomised models) or custom",
             str,
-            choices=("standard", "fast", "custom"),
+            choices=("standard", "fast", "rand", "custom"),
+        ),
+        Param(
+            "eot",
+            None,
+            f"draws averaged per APGD gradient (default {RAND_EOT} for version=rand, else 1)",
+            int,
+            minimum=1,
+            neutral=True,  # unset: what every version computed before the choice existed
         ),
         Param("norm", "inf", "threat model: inf (L∞) or 2 (L2)", str, choices=("inf", "2")),
         Param(
@@ -142,6 +157,9 @@ class AutoAttack(Attack):
         if params["seed"] >= 0:
             common["seed"] = str(params["seed"])
         apgd = {**common, "norm": norm, "iterations": str(ITERATIONS), "restarts": "1"}
+        draws = params["eot"] or (RAND_EOT if params["version"] == "rand" else 1)
+        if draws > 1:
+            apgd["eot"] = str(draws)
         if params["n_target_classes"] is None:
             raise ParamError("autoattack: n_target_classes is set from the dataset (for_dataset)")
         ranks = range(1, params["n_target_classes"] + 1)

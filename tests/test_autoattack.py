@@ -161,7 +161,8 @@ def test_a_run_failing_mid_ensemble_resumes_from_the_last_finished_component(
     ("setting", "message"),
     [
         ("autoattack.n_target_classes=10", "n_target_classes: must be <= 9"),
-        ("autoattack.version=bogus", "choose one of standard, fast, custom"),
+        ("autoattack.version=bogus", "choose one of standard, fast, rand, custom"),
+        ("autoattack.eot=0", "invalid value 0 for autoattack.eot"),
         ("autoattack.eps=0", "must be > 0.0"),
         ("autoattack.eps=-0.1", "must be > 0.0"),
         ("autoattack.norm=2", "eps must be set for norm=2"),
@@ -219,3 +220,43 @@ def test_custom_components_run_in_autoattacks_order_with_their_losses(registry):
     losses = {p.label: p.overrides.get("loss") for p in parts}
     assert losses == {"apgd-ce": "ce", "apgd-dlr": "dlr", "square": None}
     assert "target_rank" not in parts[1].overrides  # untargeted: any misclassification
+
+
+@pytest.mark.parametrize(("version", "eot", "draws"), [("rand", None, "20"), ("rand", "3", "3")])
+def test_rand_is_apgd_ce_and_dlr_averaging_eot_draws(registry, version, eot, draws):
+    """`version=rand` is the reference's: APGD-CE then untargeted APGD-DLR, one restart, each
+    gradient the mean of 20 draws (`eot` changes it); the other versions add no `eot`."""
+    autoattack = registry.attacks.get("autoattack")
+    sets = {"version": version, "n_target_classes": "9", **({"eot": eot} if eot else {})}
+    parts = autoattack.components(autoattack.config(sets))
+    assert [p.label for p in parts] == ["apgd-ce", "apgd-dlr"]
+    assert [p.overrides["loss"] for p in parts] == ["ce", "dlr"]
+    assert all(p.overrides["eot"] == draws and p.overrides["restarts"] == "1" for p in parts)
+    fast = autoattack.components(autoattack.config({"version": "fast", "n_target_classes": "2"}))
+    assert all("eot" not in p.overrides for p in fast)
+
+
+def test_rand_runs_from_the_cli(tmp_path):
+    """The rand ensemble from the command line: both components stored as cells of their own,
+    the ensemble at least as strong as its first component."""
+    sets = ["--set", "autoattack.version=rand", "--set", "autoattack.eot=2"]
+    assert (
+        _run(
+            tmp_path,
+            "--attacks",
+            "autoattack",
+            *sets,
+            "--set",
+            f"autoattack.eps={EPS}",
+            "--limit",
+            "30",
+        )
+        == 0
+    )
+    cells = _cells(tmp_path / "r.sqlite")
+    ensemble = next(k for k in cells if "/" not in k)
+    assert ensemble.startswith("autoattack(version=rand")
+    parts = sorted(k.split("/", 1)[1] for k in cells if "/" in k)
+    assert parts == ["apgd-ce", "apgd-dlr"]
+    first = cells[f"{ensemble}/apgd-ce"][0].summary.adversarial_accuracy
+    assert cells[ensemble][0].summary.adversarial_accuracy <= first
