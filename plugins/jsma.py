@@ -35,7 +35,7 @@ attack, the same example value for value on 96-100 % of the rows (README "Sparse
 next to IBM ART"), and the default pair search's equal only on softmax probabilities.
 
 `in_every` is False: aiming at every other class makes 9 rows per image, and the step count
-grows with the pixels needed (mlp: 810 rows from 100 images in 3-5 s, see README "Sparse
+grows with the pixels needed (mlp: 810 rows from 100 images in about 2 s, see README "Sparse
 attacks next to IBM ART"); a run that names no attacks stays as it was.
 """
 
