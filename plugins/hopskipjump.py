@@ -118,6 +118,10 @@ class HopSkipJump(Attack):
     def iterations(self, params: Mapping[str, Any]) -> int:
         return int(params["iterations"])
 
+    def query_budget(self, params: Mapping[str, Any]) -> int:
+        """`max_queries`: the queries are the work (the engine's default time limit)."""
+        return int(params["max_queries"])
+
     def threat_model(self, params: Mapping[str, Any]) -> ThreatModel:
         return ThreatModel.minimal("linf" if params["norm"] == "inf" else "l2")
 

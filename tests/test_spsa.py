@@ -93,3 +93,22 @@ def test_spsa_is_close_to_pgd_at_the_same_eps(registry, mlp_loaded, sample):
     pgd = _run(registry, mlp_loaded, sample, eps, n=100, name="pgd")
     robust = {k: float((r.attacked & ~r.flipped).sum()) / 100 for k, r in (("s", spsa), ("p", pgd))}
     assert robust["s"] <= robust["p"] + 0.05, robust
+
+
+def test_the_default_time_limit_grows_with_a_query_budget(registry):
+    """A query-based attack's work is its queries, not its steps: the default cell time limit
+    covers SPSA's 1 + 257 × 100 = 25,701 forward passes an image (the most it recorded on
+    `cnn-pgd`) and HopSkipJump's `max_queries`, where one forward and backward pass per step
+    would allow 150 for HopSkipJump's 50 iterations (its CNN cells used to time out)."""
+    from advbench.engine.batches import default_cell_timeout
+
+    spsa, hsj, pgd = (registry.attacks.get(n) for n in ("spsa", "hopskipjump", "pgd"))
+    assert spsa.query_budget(spsa.config()) == 25701
+    assert hsj.query_budget(hsj.config()) == 25000
+    assert pgd.query_budget(pgd.config()) is None
+    clean = 0.01  # seconds: one clean forward pass over the cell's images
+    by_steps = default_cell_timeout(50, clean)
+    by_queries = default_cell_timeout(50, clean, hsj.query_budget(hsj.config()))
+    assert by_steps == pytest.approx(600 + 20 * 150 * clean)
+    assert by_queries == pytest.approx(600 + 20 * 25000 * clean)
+    assert default_cell_timeout(100, clean, 10) == default_cell_timeout(100, clean)

@@ -209,6 +209,21 @@ class Attack:
         (`square`) already paid for them."""
         return None
 
+    def query_budget(self, params: Mapping[str, Any]) -> int | None:
+        """The most model evaluations one image may cost, for a score- or decision-based
+        attack whose queries, not its steps, are its work: the engine's default cell time
+        limit grows with it (a step is otherwise counted as one forward and one backward
+        pass). Default: `query_cost`'s start plus every step's, None where not counted; an
+        attack that counts its queries in its own graph (`hopskipjump`) says its cap."""
+        cost = self.query_cost(params)
+        if cost is None:
+            return None
+        try:
+            steps = self.iterations(params)
+        except KeyError:
+            return None
+        return None if steps is None else cost.start + cost.per_step * int(steps)
+
     def components(self, params: Mapping[str, Any]) -> list[Component] | None:
         """An ensemble's attacks, in the order they run (None: this is a single attack).
 

@@ -115,14 +115,18 @@ def interruptible(run: Callable[[], Any], ticker: Ticker) -> Any:
     return box["out"]
 
 
-def default_cell_timeout(steps: int | None, clean_seconds: float) -> float:
+def default_cell_timeout(
+    steps: int | None, clean_seconds: float, queries: int | None = None
+) -> float:
     """How long a cell may run when `--cell-timeout` is not given: 10 minutes plus 20 times
-    its work at one forward and one backward pass (three clean passes' time) per image and
-    step, at most 12 hours. Every legitimate cell fits with room to spare (FAB's and
-    DeepFool's class loops included); a hung loop, or `pgd.iterations=2000000000` on a robust
-    model, fails its cell and the run goes on."""
-    work = 20.0 * (steps or 1000) * 3.0 * clean_seconds
-    return min(600.0 + work, 12 * 3600.0)
+    its work, at most 12 hours. The work per image is one forward and one backward pass
+    (three clean passes' time) per step, or its query budget in forward passes where that is
+    more (`Attack.query_budget`: HopSkipJump's 25,000 queries are ~500 a step). Every
+    legitimate cell fits with room to spare (FAB's and DeepFool's class loops included); a
+    hung loop, or `pgd.iterations=2000000000` on a robust model, fails its cell and the run
+    goes on."""
+    passes = max(3.0 * (steps or 1000), float(queries or 0))
+    return min(600.0 + 20.0 * passes * clean_seconds, 12 * 3600.0)
 
 
 class CellTimeout(Exception):

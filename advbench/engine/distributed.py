@@ -178,7 +178,8 @@ def execute(
                     hi=hi,
                     batch_size=p.batch_size or model.hints.attack_batch_size,
                     checks=p.checks,
-                    time_limit=p.cell_timeout or default_cell_timeout(steps, share),
+                    time_limit=p.cell_timeout
+                    or default_cell_timeout(steps, share, spec.attack.query_budget(spec.params)),
                     plugins_dir=plugins_dir,
                     after=tuple(spec.after or ()),
                 )

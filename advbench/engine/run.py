@@ -348,7 +348,9 @@ def execute(
                         cell.max_iterations = combined.max_iterations
                     else:
                         limit = p.cell_timeout or default_cell_timeout(
-                            cell.max_iterations, clean_seconds
+                            cell.max_iterations,
+                            clean_seconds,
+                            spec.attack.query_budget(spec.params),
                         )
                         records, seconds = runner.run_attack(
                             loaded,
