@@ -240,19 +240,8 @@ def test_rand_runs_from_the_cli(tmp_path):
     """The rand ensemble from the command line: both components stored as cells of their own,
     the ensemble at least as strong as its first component."""
     sets = ["--set", "autoattack.version=rand", "--set", "autoattack.eot=2"]
-    assert (
-        _run(
-            tmp_path,
-            "--attacks",
-            "autoattack",
-            *sets,
-            "--set",
-            f"autoattack.eps={EPS}",
-            "--limit",
-            "30",
-        )
-        == 0
-    )
+    sets += ["--set", f"autoattack.eps={EPS}", "--limit", "30"]
+    assert _run(tmp_path, "--attacks", "autoattack", *sets) == 0
     cells = _cells(tmp_path / "r.sqlite")
     ensemble = next(k for k in cells if "/" not in k)
     assert ensemble.startswith("autoattack(version=rand")
