@@ -110,7 +110,7 @@ class Attack:
                 f">= clip_max {values['clip_max']}"
             )
         self.check(values)
-        steps = self._step_budget(values)
+        steps = self.step_budget(values)
         if steps is not None and not 0 <= steps <= MAX_STEPS:
             which = f"{self.name}.iterations" if "iterations" in values else self.name
             raise ParamError(
@@ -119,8 +119,9 @@ class Attack:
             )
         return values
 
-    def _step_budget(self, params: Mapping[str, Any]) -> int | None:
-        """`iterations(params)`, or None for an attack that builds its own graph without one."""
+    def step_budget(self, params: Mapping[str, Any]) -> int | None:
+        """`iterations(params)`, or None for an attack that builds its own graph without one
+        (or, like `jsma`, has none before `for_dataset`)."""
         try:
             return int(self.iterations(params))
         except KeyError:
@@ -215,14 +216,8 @@ class Attack:
         limit grows with it (a step is otherwise counted as one forward and one backward
         pass). Default: `query_cost`'s start plus every step's, None where not counted; an
         attack that counts its queries in its own graph (`hopskipjump`) says its cap."""
-        cost = self.query_cost(params)
-        if cost is None:
-            return None
-        try:
-            steps = self.iterations(params)
-        except KeyError:
-            return None
-        return None if steps is None else cost.start + cost.per_step * int(steps)
+        cost, steps = self.query_cost(params), self.step_budget(params)
+        return None if cost is None or steps is None else cost.start + cost.per_step * steps
 
     def components(self, params: Mapping[str, Any]) -> list[Component] | None:
         """An ensemble's attacks, in the order they run (None: this is a single attack).

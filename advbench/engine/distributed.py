@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from advbench.engine import units
-from advbench.engine.batches import default_cell_timeout
 from advbench.engine.run import (
     CellSpec,
     Plan,
+    cell_time_limit,
     check_records,
     new_cell,
     step_budget,
@@ -154,7 +154,6 @@ def execute(
             have = kept.get((model.name, spec.key), {})
             missing = {i for i in range(len(ranges)) if i not in have}
             waiting[(model.name, spec.key)] = missing
-            steps = step_budget(spec)
             for i, (lo, hi) in enumerate(ranges):
                 if i not in missing:
                     continue
@@ -178,8 +177,7 @@ def execute(
                     hi=hi,
                     batch_size=p.batch_size or model.hints.attack_batch_size,
                     checks=p.checks,
-                    time_limit=p.cell_timeout
-                    or default_cell_timeout(steps, share, spec.attack.query_budget(spec.params)),
+                    time_limit=p.cell_timeout or cell_time_limit(spec, share),
                     plugins_dir=plugins_dir,
                     after=tuple(spec.after or ()),
                 )

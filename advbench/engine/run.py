@@ -214,10 +214,14 @@ def step_budget(spec: CellSpec) -> int | None:
 
     None for an attack that builds its own graph without an `iterations` parameter and does not
     say (the driver, which needs the number, never runs it)."""
-    try:
-        return spec.attack.iterations(spec.params)
-    except KeyError:
-        return None
+    return spec.attack.step_budget(spec.params)
+
+
+def cell_time_limit(spec: CellSpec, clean_seconds: float) -> float:
+    """The default time limit of the cell (`--cell-timeout` unset): its steps' work, or its
+    queries' for an attack that counts them, over `clean_seconds` per clean forward pass."""
+    queries = spec.attack.query_budget(spec.params)
+    return default_cell_timeout(step_budget(spec), clean_seconds, queries)
 
 
 def summarize_cell(spec: CellSpec, records: Any, seconds: float) -> Any:
@@ -347,11 +351,7 @@ def execute(
                         records, seconds = combined.records, combined.seconds
                         cell.max_iterations = combined.max_iterations
                     else:
-                        limit = p.cell_timeout or default_cell_timeout(
-                            cell.max_iterations,
-                            clean_seconds,
-                            spec.attack.query_budget(spec.params),
-                        )
+                        limit = p.cell_timeout or cell_time_limit(spec, clean_seconds)
                         records, seconds = runner.run_attack(
                             loaded,
                             runner.AttackSpec(spec.attack, spec.params, cell.seed),
